@@ -1,0 +1,23 @@
+//! `cargo xtask image ...`
+
+use anyhow::Result;
+use clap::Subcommand;
+
+#[derive(Subcommand)]
+pub enum ImageCmd {
+    /// List every image under images/ with its kind and description.
+    List,
+}
+
+pub fn run(cmd: ImageCmd) -> Result<()> {
+    let root = crate::workspace_root();
+    match cmd {
+        ImageCmd::List => {
+            for name in zone_image::definition::list_images(&root)? {
+                let def = zone_image::definition::load(&root, &name)?;
+                println!("{:<24} {:<5} {}", def.name, def.kind.as_str(), def.description);
+            }
+            Ok(())
+        }
+    }
+}

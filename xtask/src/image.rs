@@ -7,6 +7,8 @@ use clap::Subcommand;
 pub enum ImageCmd {
     /// List every image under images/ with its kind and description.
     List,
+    /// Publish a built image to an updates server (IMGAPI).
+    Publish(crate::publish::Args),
 }
 
 pub fn run(cmd: ImageCmd) -> Result<()> {
@@ -19,5 +21,6 @@ pub fn run(cmd: ImageCmd) -> Result<()> {
             }
             Ok(())
         }
+        ImageCmd::Publish(args) => crate::publish::run(args),
     }
 }

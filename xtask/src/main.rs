@@ -1,7 +1,10 @@
 //! `cargo xtask`: thin glue over the pipeline crates in `tools/`.
 
+mod bench;
+mod bits;
 mod image;
 mod openapi;
+mod publish;
 
 use std::process::ExitCode;
 
@@ -22,6 +25,12 @@ enum Command {
     /// OpenAPI documents generated from the API traits.
     #[command(subcommand)]
     Openapi(openapi::OpenapiCmd),
+    /// Bits storage: upload and fetch build artifacts.
+    #[command(subcommand)]
+    Bits(bits::BitsCmd),
+    /// Benchmarks against the eng shell pipelines.
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
 }
 
 /// Exit status for bad input (definitions, flags, files), as opposed to 1
@@ -33,6 +42,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Image(cmd) => image::run(cmd),
         Command::Openapi(cmd) => openapi::run(cmd),
+        Command::Bits(cmd) => bits::run(cmd),
+        Command::Bench(cmd) => bench::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

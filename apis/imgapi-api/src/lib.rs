@@ -1,0 +1,1 @@
+//! Dropshot API trait for the IMGAPI subset the toolchain uses

@@ -1,0 +1,1 @@
+//! Progenitor client for IMGAPI, generated from openapi/imgapi.json

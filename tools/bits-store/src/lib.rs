@@ -1,0 +1,1 @@
+//! Bits storage: upload and fetch build artifacts in the eng layout

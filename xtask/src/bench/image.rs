@@ -1,0 +1,8 @@
+use anyhow::{Result, bail};
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> Result<()> {
+    bail!("bench image: not implemented yet")
+}

@@ -1,0 +1,98 @@
+//! `cargo xtask bench ...`: each benchmark times our stage against the shell
+//! pipeline the eng tooling uses, in the same run, and prints ratios and
+//! our peak RSS. Our side runs as a child process (this binary with a hidden
+//! worker flag) so its peak RSS is measured on its own.
+
+mod bits;
+mod image;
+mod import;
+mod tarball;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+
+#[derive(Subcommand)]
+pub enum BenchCmd {
+    /// Package tarball: ours vs `tar | pigz -6` and `tar -czf`.
+    Tarball(tarball::Args),
+    /// ZFS image: our send+compress+hash vs `zfs send | pigz -6 | tee >(sha1sum)`.
+    Image(image::Args),
+    /// Bits upload to S3: ours vs `aws s3 cp --recursive`.
+    Bits(bits::Args),
+    /// Image import into imgapi-server: tritonadm vs `curl -T`.
+    Import(import::Args),
+}
+
+pub fn run(cmd: BenchCmd) -> Result<()> {
+    match cmd {
+        BenchCmd::Tarball(args) => tarball::run(args),
+        BenchCmd::Image(args) => image::run(args),
+        BenchCmd::Bits(args) => bits::run(args),
+        BenchCmd::Import(args) => import::run(args),
+    }
+}
+
+/// Wall time and peak resident set of one child process.
+#[derive(Debug, Clone, Copy)]
+pub struct Measured {
+    pub wall: Duration,
+    pub max_rss_kib: u64,
+}
+
+/// Run a command to completion, measuring its wall time and peak RSS
+/// (`wait4` reports the child's own maximum, not the largest child seen).
+pub fn measure(cmd: &mut Command) -> Result<Measured> {
+    let start = Instant::now();
+    let child = cmd.spawn().with_context(|| format!("starting {cmd:?}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our own unwaited child; both pointers are valid.
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = start.elapsed();
+    if rc < 0 {
+        bail!("waiting for {cmd:?}: {}", std::io::Error::last_os_error());
+    }
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        bail!("{cmd:?} failed (wait status {status})");
+    }
+    // The child is reaped; dropping the handle must not wait again.
+    std::mem::forget(child);
+    Ok(Measured {
+        wall,
+        max_rss_kib: usage.ru_maxrss as u64,
+    })
+}
+
+/// Run a shell pipeline under `bash -o pipefail`.
+pub fn measure_shell(script: &str) -> Result<Measured> {
+    measure(Command::new("bash").args(["-o", "pipefail", "-c", script]))
+}
+
+/// The current executable with a worker flag, for the "ours" side.
+pub fn self_command() -> Result<Command> {
+    let exe = std::env::current_exe().context("locating the xtask binary")?;
+    Ok(Command::new(exe))
+}
+
+pub fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+pub fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Print one comparison row: name, seconds, ratio to ours.
+pub fn print_row(label: &str, m: &Measured, ours: &Measured) {
+    println!(
+        "{label:<28} {:>8.2}s  ratio ours/this {:>5.2}  peak RSS {:>7.1} MiB",
+        secs(m.wall),
+        secs(ours.wall) / secs(m.wall),
+        m.max_rss_kib as f64 / 1024.0
+    );
+}

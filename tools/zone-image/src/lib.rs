@@ -8,8 +8,10 @@
 //! 6. [`manifest`]: the IMGAPI manifest
 //! 7. [`build`]: runs the stages and fills `bits/<name>/`
 
+pub mod cancel;
 pub mod definition;
 pub mod error;
 pub mod stamp;
+pub mod zfs_image;
 
 pub use error::{Error, Result};

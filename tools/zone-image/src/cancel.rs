@@ -1,0 +1,40 @@
+//! Ctrl-C and SIGTERM handling. Stages poll [`check`] between steps and
+//! inside their copy loops, then unwind through their cleanup guards.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Once;
+
+use crate::error::{Error, Result};
+
+static CANCELLED: AtomicBool = AtomicBool::new(false);
+static INSTALL: Once = Once::new();
+
+/// Install the SIGINT/SIGTERM handler once per process. A second signal
+/// while cleanup runs is ignored so the cleanup can finish.
+pub fn install_handler() {
+    INSTALL.call_once(|| {
+        // Failing to install only loses graceful cleanup; the build itself
+        // still works, so report and carry on.
+        if let Err(e) = ctrlc::set_handler(|| CANCELLED.store(true, Ordering::SeqCst)) {
+            eprintln!("warning: cannot install the interrupt handler: {e}");
+        }
+    });
+}
+
+pub fn is_cancelled() -> bool {
+    CANCELLED.load(Ordering::SeqCst)
+}
+
+/// `Err(Interrupted)` once a signal has arrived.
+pub fn check() -> Result<()> {
+    if is_cancelled() {
+        Err(Error::Interrupted)
+    } else {
+        Ok(())
+    }
+}
+
+/// For tests: simulate a signal.
+pub fn cancel() {
+    CANCELLED.store(true, Ordering::SeqCst);
+}

@@ -1,0 +1,1 @@
+//! HTTP Signature auth (Joyent/Triton scheme) for updates servers and Manta.

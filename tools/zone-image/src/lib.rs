@@ -9,6 +9,7 @@
 //! 7. [`build`]: runs the stages and fills `bits/<name>/`
 
 pub mod cancel;
+pub mod compress;
 pub mod definition;
 pub mod error;
 pub mod stamp;

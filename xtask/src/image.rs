@@ -1,26 +1,144 @@
-//! `cargo xtask image ...`
+//! `cargo xtask image ...`: clap glue over `zone_image`.
 
-use anyhow::Result;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
 use clap::Subcommand;
+use zone_image::binaries::CargoOptions;
+use zone_image::build::{BuildOptions, build, check};
+use zone_image::definition;
+use zone_image::zfs_image::ZfsOptions;
 
 #[derive(Subcommand)]
 pub enum ImageCmd {
     /// List every image under images/ with its kind and description.
     List,
+    /// Validate a definition and everything it references, building nothing.
+    Check {
+        /// Image name under images/.
+        name: String,
+    },
+    /// Build an image: binaries, proto, package tarball, ZFS image + manifest.
+    Build(BuildArgs),
     /// Publish a built image to an updates server (IMGAPI).
     Publish(crate::publish::Args),
+}
+
+#[derive(clap::Args)]
+pub struct BuildArgs {
+    /// Image name under images/.
+    pub name: String,
+    /// Stop after the package tarball.
+    #[arg(long)]
+    pub no_zfs: bool,
+    /// Output directory (eng's bits/); artifacts go to <DIR>/<name>/.
+    #[arg(long, value_name = "DIR")]
+    pub bits_dir: Option<PathBuf>,
+    /// Pool or dataset holding origin images as <POOL>/<uuid>@final.
+    #[arg(long, value_name = "POOL")]
+    pub zpool: Option<String>,
+    /// Directory with origin images (*.imgmanifest + image file).
+    #[arg(long, value_name = "DIR")]
+    pub origin_dir: Option<PathBuf>,
+    /// IMGAPI to fetch origin images from.
+    #[arg(long, value_name = "URL")]
+    pub origin_source: Option<String>,
+    /// Channel of the origin source.
+    #[arg(long)]
+    pub channel: Option<String>,
+    /// Do not install pkgsrc packages (the image becomes a dev image).
+    #[arg(long)]
+    pub skip_pkgsrc: bool,
+    /// Cargo target triple, e.g. x86_64-unknown-illumos.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Cargo profile for the binaries.
+    #[arg(long, default_value = "release")]
+    pub cargo_profile: String,
+    /// Rebuild even if the inputs are unchanged.
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub fn run(cmd: ImageCmd) -> Result<()> {
     let root = crate::workspace_root();
     match cmd {
         ImageCmd::List => {
-            for name in zone_image::definition::list_images(&root)? {
-                let def = zone_image::definition::load(&root, &name)?;
+            for name in definition::list_images(&root)? {
+                let def = definition::load(&root, &name)?;
                 println!("{:<24} {:<5} {}", def.name, def.kind.as_str(), def.description);
             }
             Ok(())
         }
+        ImageCmd::Check { name } => {
+            let def = check(&root, &name)?;
+            println!("ok: {} ({})", def.name, def.file.display());
+            Ok(())
+        }
+        ImageCmd::Build(args) => run_build(root, args),
         ImageCmd::Publish(args) => crate::publish::run(args),
     }
+}
+
+fn run_build(root: PathBuf, args: BuildArgs) -> Result<()> {
+    let opts = BuildOptions {
+        bits_dir: args.bits_dir.unwrap_or_else(|| root.join("bits")),
+        workspace: root,
+        name: args.name.clone(),
+        no_zfs: args.no_zfs,
+        cargo: CargoOptions {
+            target: args.target,
+            profile: args.cargo_profile,
+        },
+        zfs: ZfsOptions {
+            zpool: args.zpool,
+            origin_dir: args.origin_dir,
+            origin_source: args.origin_source,
+            channel: args.channel,
+            skip_pkgsrc: args.skip_pkgsrc,
+        },
+        force: args.force,
+    };
+    let tty = std::io::stderr().is_terminal();
+    let spinner = tty.then(|| {
+        let pb = indicatif::ProgressBar::new_spinner();
+        pb.enable_steady_tick(std::time::Duration::from_millis(120));
+        pb
+    });
+    let mut progress = |line: &str| match &spinner {
+        Some(pb) => pb.set_message(line.to_string()),
+        None => eprintln!("{}: {line}", args.name),
+    };
+    let result = build(&opts, &mut progress);
+    if let Some(pb) = &spinner {
+        pb.finish_and_clear();
+    }
+    let report = result.with_context(|| format!("image build {}", args.name))?;
+
+    if let Some(reason) = &report.dev_reason {
+        eprintln!("warning: dev image: {reason}");
+    }
+    if report.cached {
+        println!(
+            "up to date: inputs unchanged since {}, nothing rebuilt",
+            report.stamp
+        );
+    }
+    println!(
+        "package: {} ({} bytes, sha1 {})",
+        report.tarball.display(),
+        report.tarball_size,
+        report.tarball_sha1
+    );
+    match (&report.zfs, &report.zfs_skipped) {
+        (Some(z), _) => {
+            println!("image: {} ({} bytes, sha1 {})", z.image_file.display(), z.size, z.sha1);
+            println!("manifest: {} (uuid {}, version {})", z.manifest_file.display(), z.uuid, z.version);
+        }
+        (None, Some(why)) => println!("ZFS stage skipped: {why}"),
+        (None, None) => {}
+    }
+    println!("stamp: {}", report.stamp);
+    Ok(())
 }

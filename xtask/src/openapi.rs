@@ -22,10 +22,56 @@ struct ManagedApi {
 }
 
 fn apis() -> Vec<ManagedApi> {
-    vec![ManagedApi {
-        file: "triton-api.json",
-        render: render_triton_api,
-    }]
+    vec![
+        ManagedApi {
+            file: "triton-api.json",
+            render: render_triton_api,
+        },
+        ManagedApi {
+            file: "imgapi.json",
+            render: render_imgapi,
+        },
+        ManagedApi {
+            file: "imgapi-client.json",
+            render: render_imgapi_client,
+        },
+    ]
+}
+
+fn imgapi_document() -> Result<serde_json::Value> {
+    let api = imgapi_api::imgapi_api_mod::stub_api_description()
+        .map_err(|e| anyhow::anyhow!("imgapi-api description: {e}"))?;
+    let version: semver::Version = imgapi_api::API_VERSION.parse()?;
+    Ok(api
+        .openapi("IMGAPI", version)
+        .description("Triton Image API: the subset the toolchain uses")
+        .json()?)
+}
+
+fn render_imgapi() -> Result<String> {
+    finish(serde_json::to_vec_pretty(&imgapi_document()?)?)
+}
+
+/// The document `clients/imgapi-client` is generated from: the trait's, with
+/// the `POST /images/{uuid}` body declared as JSON. The trait takes that
+/// body untyped so the server accepts the empty body restify clients send
+/// for activate/enable/disable; Progenitor would then send it as
+/// `application/octet-stream`, which sdc-imgapi's restify body parser does
+/// not read as JSON, so a manifest sent to a real IMGAPI would be lost.
+fn render_imgapi_client() -> Result<String> {
+    let mut doc = imgapi_document()?;
+    let body = doc
+        .pointer_mut("/paths/~1images~1{uuid}/post/requestBody")
+        .context("imgapi.json: POST /images/{uuid} has no requestBody")?;
+    *body = serde_json::json!({
+        "content": {
+            "application/json": {
+                "schema": {}
+            }
+        },
+        "required": true
+    });
+    finish(serde_json::to_vec_pretty(&doc)?)
 }
 
 fn render_triton_api() -> Result<String> {

@@ -1,1 +1,698 @@
-//! Dropshot API trait for the IMGAPI subset the toolchain uses
+//! The wire contract of IMGAPI, for the subset the toolchain uses: listing
+//! and fetching images, the import path (AdminImportImage, AddImageFile,
+//! ActivateImage), AdminImportRemoteImage, state changes and channels.
+//!
+//! It follows the Node.js sdc-imgapi (`shared/reference/imgapi-api.md`), not
+//! what would be convenient in Dropshot: restify-style error bodies
+//! (`{"code": ..., "message": ...}`), 200 (not 201) for creation, 204 for
+//! deletion, and the `POST /images/:uuid?action=...` multiplexing. The
+//! OpenAPI document in `openapi/imgapi.json` is generated from this trait.
+
+use chrono::{DateTime, Utc};
+use dropshot::{
+    Body, ErrorStatusCode, HttpError, HttpResponseDeleted, HttpResponseError, HttpResponseOk,
+    Path, Query, RequestContext, StreamingBody, UntypedBody,
+};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// Version of this API contract, as published in the OpenAPI document.
+pub const API_VERSION: &str = "0.1.0";
+
+/// The largest image file IMGAPI accepts (the docs' "never hit it" cap).
+pub const MAX_FILE_SIZE: u64 = 20 * 1024 * 1024 * 1024;
+
+// ---------------------------------------------------------------------------
+// Manifest
+
+/// `state`: computed by the server from activation and `disabled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageState {
+    Active,
+    #[default]
+    Unactivated,
+    Disabled,
+    Creating,
+    Failed,
+}
+
+impl ImageState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageState::Active => "active",
+            ImageState::Unactivated => "unactivated",
+            ImageState::Disabled => "disabled",
+            ImageState::Creating => "creating",
+            ImageState::Failed => "failed",
+        }
+    }
+}
+
+/// `type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageType {
+    ZoneDataset,
+    LxDataset,
+    Zvol,
+    Docker,
+    Lxd,
+    Other,
+}
+
+/// `os`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageOs {
+    Smartos,
+    Linux,
+    Windows,
+    Bsd,
+    Illumos,
+    Other,
+}
+
+/// `files[].compression`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    Bzip2,
+    Gzip,
+    None,
+}
+
+impl Compression {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::Bzip2 => "bzip2",
+            Compression::Gzip => "gzip",
+            Compression::None => "none",
+        }
+    }
+}
+
+/// One entry of `files`: IMGAPI supports exactly one file per image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ImageFile {
+    /// SHA-1 hex digest of the file content.
+    pub sha1: String,
+    /// Size in bytes.
+    pub size: u64,
+    pub compression: Compression,
+    /// ZFS guid of the image's `@final` snapshot, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset_guid: Option<String>,
+    /// Fields this contract does not name (`stor`, `digest`, ...), kept as is.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `requirements`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ImageRequirements {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub networks: Option<Vec<Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_key: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_ram: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ram: Option<u64>,
+    /// Platform version by SDC version, e.g. `{"7.0": "20141030T081701Z"}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_platform: Option<Map<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_platform: Option<Map<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootrom: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// An image manifest (v2), as stored and returned by IMGAPI and as written
+/// to `.imgmanifest` files. Fields this contract does not name are kept in
+/// `extra` and written back, so nothing a newer IMGAPI adds is lost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Image {
+    /// Manifest format version; 2 today.
+    #[serde(default = "manifest_v")]
+    pub v: u32,
+    pub uuid: Uuid,
+    pub owner: Uuid,
+    pub name: String,
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub homepage: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eula: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icon: Option<bool>,
+    #[serde(default)]
+    pub state: ImageState,
+    /// Details of a failed creation; only with `state == "failed"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Value>,
+    #[serde(default)]
+    pub disabled: bool,
+    #[serde(default)]
+    pub public: bool,
+    /// When the image was activated; set by the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_at: Option<DateTime<Utc>>,
+    #[serde(rename = "type")]
+    pub image_type: ImageType,
+    pub os: ImageOs,
+    /// The origin image of an incremental image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Uuid>,
+    #[serde(default)]
+    pub files: Vec<ImageFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<Vec<Uuid>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requirements: Option<ImageRequirements>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<Vec<Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing_tags: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traits: Option<Map<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Map<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generate_passwords: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inherited_directories: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nic_driver: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_driver: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_size: Option<u64>,
+    /// Channels the image is in (servers that use channels only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<Vec<String>>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+fn manifest_v() -> u32 {
+    2
+}
+
+/// Body of CreateImage: a manifest without the server-assigned fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CreateImageBody {
+    /// Defaults to the `account` query parameter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Uuid>,
+    pub name: String,
+    pub version: String,
+    #[serde(rename = "type")]
+    pub image_type: ImageType,
+    pub os: ImageOs,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Uuid>,
+    /// Any other mutable manifest field (description, requirements, tags, ...).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Response of AdminImportRemoteImage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ImportRemoteJob {
+    pub image_uuid: Uuid,
+    /// The workflow job doing the import. Servers that import synchronously
+    /// (like ours) still return one, so clients wait the same way.
+    pub job_uuid: Uuid,
+}
+
+/// What `POST /images/:uuid?action=...` returns: the image for every action
+/// but `import-remote`, which answers with a job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ImageActionResponse {
+    Image(Box<Image>),
+    Job(ImportRemoteJob),
+}
+
+/// A channel of a server that uses channels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Channel {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// `GET /ping`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PingResponse {
+    /// "pong".
+    pub ping: String,
+    pub version: String,
+    /// Always true: tells IMGAPI from the old Datasets API.
+    pub imgapi: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// The authenticated user, when the request was signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+// ---------------------------------------------------------------------------
+// Parameters
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ImagePath {
+    pub uuid: Uuid,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct PingQuery {
+    /// Simulate an error response with this restify code, e.g. "InternalError".
+    pub error: Option<String>,
+    /// Message of the simulated error; "pong" by default.
+    pub message: Option<String>,
+}
+
+/// `state` filter of ListImages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StateFilter {
+    Active,
+    Unactivated,
+    Disabled,
+    All,
+}
+
+/// ListImages filters. `tag.<key>=<value>` filters (ANDed) are also
+/// accepted; they have dynamic names, which a typed query cannot declare,
+/// so servers read them from the raw query string.
+#[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
+pub struct ListImagesQuery {
+    /// Only images visible to this account (dc mode).
+    pub account: Option<Uuid>,
+    /// Channel to list; the server's default when absent, `*` for all.
+    pub channel: Option<String>,
+    pub owner: Option<Uuid>,
+    /// `active` when absent.
+    pub state: Option<StateFilter>,
+    /// Exact name, or `~substring`.
+    pub name: Option<String>,
+    /// Exact version, or `~substring`.
+    pub version: Option<String>,
+    pub public: Option<bool>,
+    pub os: Option<ImageOs>,
+    /// An image type, or `!type` to exclude one.
+    #[serde(rename = "type")]
+    pub image_type: Option<String>,
+    /// At most this many images (default and maximum 1000).
+    pub limit: Option<u32>,
+    /// Only images published at or after this image (UUID) or date.
+    pub marker: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
+pub struct ChannelQuery {
+    pub account: Option<Uuid>,
+    pub channel: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
+pub struct GetImageFileQuery {
+    pub account: Option<Uuid>,
+    pub channel: Option<String>,
+    /// Index into `files`; only 0 exists.
+    pub index: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
+pub struct DeleteImageQuery {
+    pub account: Option<Uuid>,
+    /// Remove the image from this channel (the default channel when absent);
+    /// it is deleted once it is in no channel.
+    pub channel: Option<String>,
+    /// Delete even when the image is in several channels.
+    pub force_all_channels: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+pub struct AddImageFileQuery {
+    pub compression: Compression,
+    /// When given, the upload is refused unless the content has this SHA-1.
+    pub sha1: Option<String>,
+    /// When given, the upload is refused unless the content has this size.
+    pub size: Option<u64>,
+    pub dataset_guid: Option<String>,
+    pub account: Option<Uuid>,
+    pub channel: Option<String>,
+    /// `local` or `manta` (operators only); servers may ignore it.
+    pub storage: Option<String>,
+}
+
+/// The `action` of `POST /images/:uuid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageAction {
+    /// AdminImportImage: the body is the manifest; keeps uuid and published_at.
+    Import,
+    /// AdminImportRemoteImage: fetch manifest and file from `source`.
+    ImportRemote,
+    /// ActivateImage: no body.
+    Activate,
+    /// DisableImage: no body.
+    Disable,
+    /// EnableImage: no body.
+    Enable,
+    /// UpdateImage: the body holds the mutable fields to change.
+    Update,
+    /// ChannelAddImage: the body is `{"channel": "<name>"}`.
+    ChannelAdd,
+}
+
+impl ImageAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageAction::Import => "import",
+            ImageAction::ImportRemote => "import-remote",
+            ImageAction::Activate => "activate",
+            ImageAction::Disable => "disable",
+            ImageAction::Enable => "enable",
+            ImageAction::Update => "update",
+            ImageAction::ChannelAdd => "channel-add",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+pub struct ImageActionQuery {
+    pub action: ImageAction,
+    /// The channel to find the image in (or, for imports, to put it in).
+    pub channel: Option<String>,
+    pub account: Option<Uuid>,
+    /// import-remote: the source IMGAPI URL; it may carry `?channel=`.
+    pub source: Option<String>,
+    pub skip_owner_check: Option<bool>,
+}
+
+/// Body of ChannelAddImage.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct ChannelAddBody {
+    pub channel: String,
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+
+/// A restify-style error body, as sdc-imgapi sends: `code` is one of the
+/// documented codes (`ResourceNotFound`, `ValidationFailed`, ...).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ImgapiError {
+    pub code: String,
+    pub message: String,
+    #[serde(skip)]
+    status: Option<ErrorStatusCode>,
+}
+
+impl ImgapiError {
+    pub fn new(status: ErrorStatusCode, code: &str, message: impl Into<String>) -> Self {
+        ImgapiError {
+            code: code.to_string(),
+            message: message.into(),
+            status: Some(status),
+        }
+    }
+
+    pub fn not_found(uuid: &Uuid) -> Self {
+        Self::new(
+            ErrorStatusCode::NOT_FOUND,
+            "ResourceNotFound",
+            format!("image {uuid} was not found"),
+        )
+    }
+
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(
+            ErrorStatusCode::UNPROCESSABLE_ENTITY,
+            "ValidationFailed",
+            message,
+        )
+    }
+
+    pub fn invalid_parameter(message: impl Into<String>) -> Self {
+        Self::new(
+            ErrorStatusCode::UNPROCESSABLE_ENTITY,
+            "InvalidParameter",
+            message,
+        )
+    }
+
+    pub fn upload(message: impl Into<String>) -> Self {
+        Self::new(ErrorStatusCode::BAD_REQUEST, "Upload", message)
+    }
+
+    pub fn download(message: impl Into<String>) -> Self {
+        Self::new(ErrorStatusCode::BAD_REQUEST, "Download", message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(ErrorStatusCode::UNAUTHORIZED, "UnauthorizedError", message)
+    }
+
+    pub fn remote_source(message: impl Into<String>) -> Self {
+        Self::new(
+            ErrorStatusCode::SERVICE_UNAVAILABLE,
+            "RemoteSourceError",
+            message,
+        )
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(
+            ErrorStatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            message,
+        )
+    }
+
+    /// A status code for a restify code name, as `GET /ping?error=` needs.
+    pub fn from_code(code: &str, message: impl Into<String>) -> Self {
+        let status = match code {
+            "ValidationFailed"
+            | "InvalidParameter"
+            | "ImageFilesImmutable"
+            | "ImageAlreadyActivated"
+            | "NoActivationNoFile"
+            | "OwnerDoesNotExist"
+            | "AccountDoesNotExist"
+            | "NotImageOwner"
+            | "NotMantaPathOwner"
+            | "OriginDoesNotExist"
+            | "OriginIsNotActive"
+            | "InsufficientServerVersion"
+            | "ImageHasDependentImages" => ErrorStatusCode::UNPROCESSABLE_ENTITY,
+            "OperatorOnly" => ErrorStatusCode::FORBIDDEN,
+            "ImageUuidAlreadyExists" => ErrorStatusCode::CONFLICT,
+            "Upload" | "Download" | "NotImplemented" | "InvalidHeader" | "BadRequestError" => {
+                ErrorStatusCode::BAD_REQUEST
+            }
+            "StorageIsDown"
+            | "StorageUnsupported"
+            | "RemoteSourceError"
+            | "ServiceUnavailableError" => ErrorStatusCode::SERVICE_UNAVAILABLE,
+            "NotAvailable" => ErrorStatusCode::NOT_IMPLEMENTED,
+            "ResourceNotFound" => ErrorStatusCode::NOT_FOUND,
+            "UnauthorizedError" => ErrorStatusCode::UNAUTHORIZED,
+            _ => ErrorStatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self::new(status, code, message)
+    }
+
+    pub fn status(&self) -> ErrorStatusCode {
+        self.status
+            .unwrap_or(ErrorStatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl std::fmt::Display for ImgapiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for ImgapiError {}
+
+/// Errors from Dropshot's extractors (bad query, bad body) get the restify
+/// code for their status, so every error body has the same shape.
+impl From<HttpError> for ImgapiError {
+    fn from(e: HttpError) -> Self {
+        let code = match e.status_code.as_u16() {
+            400 => "BadRequestError",
+            401 => "UnauthorizedError",
+            403 => "ForbiddenError",
+            404 => "ResourceNotFound",
+            405 => "MethodNotAllowedError",
+            406 => "NotAcceptableError",
+            413 => "PayloadTooLargeError",
+            415 => "UnsupportedMediaTypeError",
+            422 => "ValidationFailed",
+            503 => "ServiceUnavailableError",
+            _ => "InternalError",
+        };
+        ImgapiError {
+            code: code.to_string(),
+            message: e.external_message,
+            status: Some(e.status_code),
+        }
+    }
+}
+
+impl HttpResponseError for ImgapiError {
+    fn status_code(&self) -> ErrorStatusCode {
+        self.status()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The API
+
+#[dropshot::api_description]
+pub trait ImgapiApi {
+    type Context: Send + Sync + 'static;
+
+    /// Ping: liveness; `?error=<Code>` simulates that error response.
+    #[endpoint { method = GET, path = "/ping" }]
+    async fn ping(
+        rqctx: RequestContext<Self::Context>,
+        query: Query<PingQuery>,
+    ) -> Result<HttpResponseOk<PingResponse>, ImgapiError>;
+
+    /// ListImages. Without filters: the active images of the default
+    /// channel. `tag.<key>=<value>` query parameters filter on tags.
+    #[endpoint { method = GET, path = "/images" }]
+    async fn list_images(
+        rqctx: RequestContext<Self::Context>,
+        query: Query<ListImagesQuery>,
+    ) -> Result<HttpResponseOk<Vec<Image>>, ImgapiError>;
+
+    /// GetImage.
+    #[endpoint { method = GET, path = "/images/{uuid}" }]
+    async fn get_image(
+        rqctx: RequestContext<Self::Context>,
+        path: Path<ImagePath>,
+        query: Query<ChannelQuery>,
+    ) -> Result<HttpResponseOk<Image>, ImgapiError>;
+
+    /// GetImageFile: the (large) file, streamed.
+    #[endpoint { method = GET, path = "/images/{uuid}/file" }]
+    async fn get_image_file(
+        rqctx: RequestContext<Self::Context>,
+        path: Path<ImagePath>,
+        query: Query<GetImageFileQuery>,
+    ) -> Result<http::Response<Body>, ImgapiError>;
+
+    /// CreateImage: a new unactivated image with a server-assigned uuid.
+    #[endpoint { method = POST, path = "/images" }]
+    async fn create_image(
+        rqctx: RequestContext<Self::Context>,
+        query: Query<ChannelQuery>,
+        body: dropshot::TypedBody<CreateImageBody>,
+    ) -> Result<HttpResponseOk<Image>, ImgapiError>;
+
+    /// `POST /images/:uuid?action=...`: AdminImportImage (`import`),
+    /// AdminImportRemoteImage (`import-remote`), ActivateImage, DisableImage,
+    /// EnableImage, UpdateImage and ChannelAddImage.
+    ///
+    /// IMGAPI routes these on the value of `action`; Dropshot routes on
+    /// method and path only, so this is one endpoint whose query names the
+    /// action and whose JSON body (empty for activate/enable/disable and
+    /// import-remote) is read per action: the manifest for `import`, the
+    /// fields to change for `update`, `{"channel": ...}` for `channel-add`.
+    /// The body is untyped so that an empty one is accepted, as restify does.
+    #[endpoint { method = POST, path = "/images/{uuid}" }]
+    async fn image_action(
+        rqctx: RequestContext<Self::Context>,
+        path: Path<ImagePath>,
+        query: Query<ImageActionQuery>,
+        body: UntypedBody,
+    ) -> Result<HttpResponseOk<ImageActionResponse>, ImgapiError>;
+
+    /// AddImageFile: stream the file; checked against `sha1` and `size`
+    /// when given. Only for images not yet activated.
+    #[endpoint {
+        method = PUT,
+        path = "/images/{uuid}/file",
+        request_body_max_bytes = 21474836480,
+    }]
+    async fn add_image_file(
+        rqctx: RequestContext<Self::Context>,
+        path: Path<ImagePath>,
+        query: Query<AddImageFileQuery>,
+        body: StreamingBody,
+    ) -> Result<HttpResponseOk<Image>, ImgapiError>;
+
+    /// DeleteImage: remove from the channel; delete when in none. 204.
+    #[endpoint { method = DELETE, path = "/images/{uuid}" }]
+    async fn delete_image(
+        rqctx: RequestContext<Self::Context>,
+        path: Path<ImagePath>,
+        query: Query<DeleteImageQuery>,
+    ) -> Result<HttpResponseDeleted, ImgapiError>;
+
+    /// ListChannels.
+    #[endpoint { method = GET, path = "/channels" }]
+    async fn list_channels(
+        rqctx: RequestContext<Self::Context>,
+    ) -> Result<HttpResponseOk<Vec<Channel>>, ImgapiError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_keeps_unknown_fields_and_wire_names() {
+        let text = r#"{
+            "v": 2, "uuid": "01b2c898-945f-11e1-a523-af1afbe22822",
+            "owner": "352971aa-31ba-496c-9ade-a379feaecd52",
+            "name": "smartos", "version": "1.6.3", "state": "active",
+            "disabled": false, "public": true,
+            "published_at": "2012-05-02T15:14:45.805Z",
+            "type": "zone-dataset", "os": "smartos",
+            "files": [{"sha1": "97f20b32c2016782257176fb58a35e5044f05840",
+                       "size": 46271847, "compression": "bzip2", "stor": "local"}],
+            "requirements": {"min_platform": {"7.0": "20141030T081701Z"}, "future": 1},
+            "urn": "sdc:sdc:smartos:1.6.3"
+        }"#;
+        let image: Image = serde_json::from_str(text).unwrap();
+        assert_eq!(image.image_type, ImageType::ZoneDataset);
+        assert_eq!(image.files[0].compression, Compression::Bzip2);
+        let back = serde_json::to_value(&image).unwrap();
+        let orig: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(back, orig);
+    }
+
+    #[test]
+    fn unknown_enum_values_are_refused() {
+        let text = r#"{"uuid": "01b2c898-945f-11e1-a523-af1afbe22822",
+            "owner": "352971aa-31ba-496c-9ade-a379feaecd52",
+            "name": "x", "version": "1", "type": "zone-dataset", "os": "plan9"}"#;
+        let err = serde_json::from_str::<Image>(text).unwrap_err().to_string();
+        assert!(err.contains("plan9"), "{err}");
+    }
+}

@@ -8,11 +8,21 @@
 //! 6. [`manifest`]: the IMGAPI manifest
 //! 7. [`build`]: runs the stages and fills `bits/<name>/`
 
+pub mod binaries;
+pub mod build;
+pub mod cache;
 pub mod cancel;
 pub mod compress;
 pub mod definition;
 pub mod error;
+pub mod proto;
+pub mod manifest;
+pub mod origin;
 pub mod stamp;
+pub mod tarball;
+mod util;
+pub mod validate;
+pub mod zfs;
 pub mod zfs_image;
 
 pub use error::{Error, Result};

@@ -1,0 +1,463 @@
+//! S3-compatible object storage through `object_store` (signing, retries
+//! with backoff on 5xx/429/timeouts/connection errors, multipart).
+//!
+//! The md5 of an object: multipart ETags are not md5s, so every object we
+//! write carries its md5 as user metadata (`x-amz-meta-md5`), read back
+//! with a HEAD. An object without it (written by another tool) is streamed
+//! and hashed, which is slow but never wrong; an ETag is never trusted as
+//! an md5 because SSE-KMS and multipart make it something else.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use md5::{Digest, Md5};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path as ObjPath;
+use object_store::{
+    Attribute, Attributes, BackoffConfig, ClientOptions, GetOptions, ObjectStore, ObjectStoreExt,
+    PutMultipartOptions, PutOptions, PutPayload, RetryConfig,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::ctx::Ctx;
+use crate::error::{Error, Result};
+use crate::progress::Bar;
+
+/// Part size for multipart uploads; files up to this size go in one PUT.
+/// Memory in flight is at most `jobs` parts.
+pub const PART_SIZE: usize = 8 << 20;
+
+const MD5_META: &str = "md5";
+
+#[derive(Debug)]
+pub struct S3Store {
+    s3: Arc<AmazonS3>,
+    bucket: String,
+    prefix: String,
+    endpoint: String,
+    dest: String,
+}
+
+fn env(k: &str) -> Option<String> {
+    std::env::var(k).ok().filter(|v| !v.is_empty())
+}
+
+/// One line from an object_store error: the whole source chain, with an
+/// S3 XML error body reduced to its Code and Message.
+pub(crate) fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let s = err.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        cur = err.source();
+    }
+    let mut msg = parts.join(": ");
+    if let Some(i) = msg.find("<?xml").or_else(|| msg.find("<Error>")) {
+        let tag = |t: &str| {
+            let open = format!("<{t}>");
+            let close = format!("</{t}>");
+            let a = msg.find(&open)? + open.len();
+            let b = msg[a..].find(&close)? + a;
+            Some(msg[a..b].to_string())
+        };
+        let code = tag("Code").unwrap_or_default();
+        let text = tag("Message").unwrap_or_default();
+        msg = format!("{}{code}: {text}", &msg[..i]);
+    }
+    let msg = msg.split_whitespace().collect::<Vec<_>>().join(" ");
+    if msg.chars().count() > 400 {
+        let cut: String = msg.chars().take(400).collect();
+        format!("{cut}...")
+    } else {
+        msg
+    }
+}
+
+fn content_type(file: &str) -> &'static str {
+    // As eng's bits-upload.sh labels them.
+    if file.ends_with(".gz") || file.ends_with(".tgz") {
+        "application/gzip"
+    } else if file.ends_with(".txt") || file.ends_with(".log") {
+        "text/plain"
+    } else if file.ends_with(".json") {
+        "application/json"
+    } else if file.ends_with(".html") {
+        "text/html"
+    } else {
+        "application/octet-stream"
+    }
+}
+
+fn attributes(key: &str, md5: Option<&str>) -> Attributes {
+    let mut a = Attributes::new();
+    a.insert(Attribute::ContentType, content_type(key).into());
+    if let Some(m) = md5 {
+        a.insert(Attribute::Metadata(MD5_META.into()), m.to_string().into());
+    }
+    a
+}
+
+impl S3Store {
+    /// Connect and check the bucket is there, so that bad credentials, an
+    /// unreachable endpoint or a missing bucket fail before any work.
+    pub async fn open(bucket: &str, prefix: &str) -> Result<S3Store> {
+        let dest = if prefix.is_empty() {
+            format!("s3://{bucket}")
+        } else {
+            format!("s3://{bucket}/{prefix}")
+        };
+        // Without credentials object_store would ask the EC2 instance
+        // metadata service, which is the wrong answer on a build machine.
+        let has_keys = env("AWS_ACCESS_KEY_ID").is_some() && env("AWS_SECRET_ACCESS_KEY").is_some();
+        let has_other = env("AWS_WEB_IDENTITY_TOKEN_FILE").is_some()
+            || env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_some()
+            || env("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_some()
+            || env("AWS_SKIP_SIGNATURE").is_some_and(|v| v == "true");
+        if !has_keys && !has_other {
+            return Err(Error::MissingCredentials { dest });
+        }
+        let endpoint = env("AWS_ENDPOINT_URL_S3")
+            .or_else(|| env("AWS_ENDPOINT_URL"))
+            .or_else(|| env("AWS_ENDPOINT"));
+        let region = env("AWS_REGION")
+            .or_else(|| env("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|| "us-east-1".into());
+        let mut b = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_region(&region)
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig {
+                    init_backoff: Duration::from_millis(200),
+                    max_backoff: Duration::from_secs(8),
+                    base: 2.0,
+                },
+                max_retries: 5,
+                retry_timeout: Duration::from_secs(120),
+            })
+            .with_client_options(
+                ClientOptions::new()
+                    .with_connect_timeout(Duration::from_secs(10))
+                    .with_timeout(Duration::from_secs(300)),
+            );
+        let shown = match &endpoint {
+            Some(ep) => {
+                if !(ep.starts_with("http://") || ep.starts_with("https://")) {
+                    return Err(Error::BadDest {
+                        dest,
+                        expected: format!(
+                            "AWS_ENDPOINT_URL {ep:?} is not an http:// or https:// URL"
+                        ),
+                    });
+                }
+                // Asking for http:// in the endpoint is consent enough.
+                b = b.with_endpoint(ep).with_allow_http(ep.starts_with("http://"));
+                ep.clone()
+            }
+            None => format!("https://s3.{region}.amazonaws.com"),
+        };
+        let s3 = b.build().map_err(|e| Error::BadDest {
+            dest: dest.clone(),
+            expected: one_line(&e),
+        })?;
+        let store = S3Store {
+            s3: Arc::new(s3),
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+            endpoint: shown,
+            dest,
+        };
+        store.check_bucket().await?;
+        Ok(store)
+    }
+
+    async fn check_bucket(&self) -> Result<()> {
+        let p = (!self.prefix.is_empty()).then(|| ObjPath::from(self.prefix.as_str()));
+        match self.s3.list_with_delimiter(p.as_ref()).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let msg = one_line(&e);
+                if msg.contains("NoSuchBucket") {
+                    Err(Error::NoBucket {
+                        dest: self.dest.clone(),
+                        bucket: self.bucket.clone(),
+                        endpoint: self.endpoint.clone(),
+                    })
+                } else {
+                    Err(Error::Remote {
+                        object: format!("{} (at {})", self.dest, self.endpoint),
+                        message: msg,
+                    })
+                }
+            }
+        }
+    }
+
+    fn path(&self, key: &str) -> ObjPath {
+        if self.prefix.is_empty() {
+            ObjPath::from(key)
+        } else {
+            ObjPath::from(format!("{}/{key}", self.prefix))
+        }
+    }
+
+    pub fn location(&self, key: &str) -> String {
+        format!("s3://{}/{}", self.bucket, self.path(key))
+    }
+
+    fn err(&self, key: &str, e: object_store::Error) -> Error {
+        Error::Remote {
+            object: self.location(key),
+            message: one_line(&e),
+        }
+    }
+
+    /// The `-latest` object's body: the stamp dir as an absolute path in
+    /// the store, `/<bucket>/<key>`, as eng's Manta mode writes
+    /// `/<account>/<path>`.
+    pub fn pointer_body(&self, stamp_dir_key: &str) -> String {
+        format!("/{}/{}\n", self.bucket, self.path(stamp_dir_key))
+    }
+
+    /// HEAD: size and stored md5 metadata; None if absent.
+    async fn head(&self, key: &str) -> Result<Option<(u64, Option<String>)>> {
+        let opts = GetOptions {
+            head: true,
+            ..Default::default()
+        };
+        match self.s3.get_opts(&self.path(key), opts).await {
+            Ok(r) => {
+                let md5 = r
+                    .attributes
+                    .get(&Attribute::Metadata(MD5_META.into()))
+                    .map(|v| v.to_string().to_ascii_lowercase());
+                Ok(Some((r.meta.size, md5)))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err(key, e)),
+        }
+    }
+
+    pub async fn existing_md5(&self, key: &str) -> Result<Option<(u64, String)>> {
+        match self.head(key).await? {
+            None => Ok(None),
+            Some((size, Some(md5))) => Ok(Some((size, md5))),
+            Some((size, None)) => {
+                let mut h = Md5::new();
+                let r = self
+                    .s3
+                    .get(&self.path(key))
+                    .await
+                    .map_err(|e| self.err(key, e))?;
+                let mut s = r.into_stream();
+                while let Some(chunk) = s.next().await {
+                    h.update(chunk.map_err(|e| self.err(key, e))?);
+                }
+                Ok(Some((size, hex::encode(h.finalize()))))
+            }
+        }
+    }
+
+    /// Upload a file (one PUT, or multipart with up to `jobs` parts in
+    /// flight), then HEAD it to check size and md5 landed as sent.
+    pub async fn put_file(
+        &self,
+        key: &str,
+        src: &Path,
+        md5: &str,
+        size: u64,
+        bar: &Bar,
+        ctx: &Ctx,
+    ) -> Result<()> {
+        let path = self.path(key);
+        if size <= PART_SIZE as u64 {
+            let data = tokio::fs::read(src).await.map_err(|e| Error::io(src, e))?;
+            let permit = ctx.sem.acquire().await;
+            let opts = PutOptions {
+                attributes: attributes(key, Some(md5)),
+                ..Default::default()
+            };
+            let n = data.len() as u64;
+            self.s3
+                .put_opts(&path, PutPayload::from(Bytes::from(data)), opts)
+                .await
+                .map_err(|e| self.err(key, e))?;
+            drop(permit);
+            bar.inc(n);
+            ctx.chunk_written();
+        } else {
+            let opts = PutMultipartOptions {
+                attributes: attributes(key, Some(md5)),
+                ..Default::default()
+            };
+            let mut up = self
+                .s3
+                .put_multipart_opts(&path, opts)
+                .await
+                .map_err(|e| self.err(key, e))?;
+            let result = self.send_parts(key, src, &mut *up, bar, ctx).await;
+            match result {
+                Ok(()) => {
+                    up.complete().await.map_err(|e| self.err(key, e))?;
+                }
+                Err(e) => {
+                    // Best effort: parts left behind cost storage, not
+                    // correctness (an unfinished upload is invisible).
+                    let _ = up.abort().await;
+                    return Err(e);
+                }
+            }
+        }
+        match self.head(key).await? {
+            Some((n, Some(m))) if n == size && m == md5 => Ok(()),
+            Some((n, m)) => Err(Error::Remote {
+                object: self.location(key),
+                message: format!(
+                    "after upload the store reports {n} bytes, md5 {}; sent {size} bytes, md5 {md5}",
+                    m.as_deref().unwrap_or("(none)")
+                ),
+            }),
+            None => Err(Error::Remote {
+                object: self.location(key),
+                message: "missing right after its upload completed".into(),
+            }),
+        }
+    }
+
+    async fn send_parts(
+        &self,
+        key: &str,
+        src: &Path,
+        up: &mut dyn object_store::MultipartUpload,
+        bar: &Bar,
+        ctx: &Ctx,
+    ) -> Result<()> {
+        let mut file = tokio::fs::File::open(src)
+            .await
+            .map_err(|e| Error::io(src, e))?;
+        let mut tasks = Vec::new();
+        loop {
+            // Take the permit before reading, so buffered parts never
+            // exceed the budget.
+            let permit = ctx
+                .sem
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| Error::Remote {
+                    object: self.location(key),
+                    message: "upload cancelled".into(),
+                })?;
+            let mut buf = BytesMut::with_capacity(PART_SIZE);
+            while buf.len() < PART_SIZE {
+                let n = file
+                    .read_buf(&mut buf)
+                    .await
+                    .map_err(|e| Error::io(src, e))?;
+                if n == 0 {
+                    break;
+                }
+            }
+            if buf.is_empty() {
+                break;
+            }
+            let n = buf.len() as u64;
+            let fut = up.put_part(PutPayload::from(buf.freeze()));
+            let bar = bar.handle();
+            tasks.push(tokio::spawn(async move {
+                let r = fut.await;
+                drop(permit);
+                if r.is_ok() {
+                    bar.inc(n);
+                }
+                r
+            }));
+            ctx.chunk_written();
+            // Stop early once any part has failed for good.
+            if tasks.iter().any(|t| t.is_finished()) {
+                let (done, pending): (Vec<_>, Vec<_>) =
+                    tasks.into_iter().partition(|t| t.is_finished());
+                tasks = pending;
+                for t in done {
+                    self.join_part(key, t).await?;
+                }
+            }
+        }
+        for t in tasks {
+            self.join_part(key, t).await?;
+        }
+        Ok(())
+    }
+
+    async fn join_part(
+        &self,
+        key: &str,
+        t: tokio::task::JoinHandle<object_store::Result<()>>,
+    ) -> Result<()> {
+        match t.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(self.err(key, e)),
+            Err(e) => Err(Error::Remote {
+                object: self.location(key),
+                message: format!("part upload task failed: {e}"),
+            }),
+        }
+    }
+
+    /// Write a small object unless it already holds `body`; true if written.
+    pub async fn put_small(&self, key: &str, body: &[u8]) -> Result<bool> {
+        if self.get_small(key).await?.as_deref() == Some(body) {
+            return Ok(false);
+        }
+        let opts = PutOptions {
+            attributes: attributes(key, None),
+            ..Default::default()
+        };
+        self.s3
+            .put_opts(
+                &self.path(key),
+                PutPayload::from(Bytes::copy_from_slice(body)),
+                opts,
+            )
+            .await
+            .map_err(|e| self.err(key, e))?;
+        Ok(true)
+    }
+
+    pub async fn get_small(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        match self.s3.get(&self.path(key)).await {
+            Ok(r) => Ok(Some(
+                r.bytes().await.map_err(|e| self.err(key, e))?.to_vec(),
+            )),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err(key, e)),
+        }
+    }
+
+    /// Stream `key` into `out`; None if there is no such object.
+    pub async fn download(&self, key: &str, out: &Path, bar: &Bar) -> Result<Option<String>> {
+        let r = match self.s3.get(&self.path(key)).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.err(key, e)),
+        };
+        let mut f = tokio::fs::File::create(out)
+            .await
+            .map_err(|e| Error::io(out, e))?;
+        let mut h = Md5::new();
+        let mut s = r.into_stream();
+        while let Some(chunk) = s.next().await {
+            let chunk = chunk.map_err(|e| self.err(key, e))?;
+            h.update(&chunk);
+            f.write_all(&chunk).await.map_err(|e| Error::io(out, e))?;
+            bar.inc(chunk.len() as u64);
+        }
+        f.sync_all().await.map_err(|e| Error::io(out, e))?;
+        Ok(Some(hex::encode(h.finalize())))
+    }
+}

@@ -1,0 +1,322 @@
+//! `bits upload`: bits/<name>/ into a store, in three phases so that a
+//! conflict changes nothing and a pointer never names an incomplete stamp:
+//! 1. hash every local file and look at what the store already holds
+//!    (a different md5 under the same name is refused before any write);
+//! 2. store what is missing, verifying each object;
+//! 3. per component, md5sums.txt, then `<branch>-latest` (and
+//!    `latest-release`).
+//!
+//! A rerun after an interruption redoes only what is missing.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use futures::{StreamExt, TryStreamExt};
+
+use crate::ctx::{Ctx, PausePoint};
+use crate::dest::Dest;
+use crate::error::{Error, Result};
+use crate::hash::md5_file;
+use crate::layout::{self, Layout, STAMP_FILE, Stamp};
+use crate::store::Store;
+
+pub const ARTIFACTS: &str = "artifacts.txt";
+
+#[derive(Debug, Clone)]
+pub struct UploadOptions {
+    pub bits_dir: PathBuf,
+    pub names: Vec<String>,
+    pub dest: Dest,
+    /// Base under the store is `<prefix>/<name>` (eng's ENGBLD_DEST_OUT_PATH).
+    pub prefix: String,
+    /// Pointer branch; None: the git branch of the bits dir, else the stamp's.
+    pub branch: Option<String>,
+    pub allow_dirty: bool,
+}
+
+/// One component's bits, validated.
+#[derive(Debug, Clone)]
+pub struct Component {
+    pub name: String,
+    pub dir: PathBuf,
+    pub stamp: Stamp,
+    /// File names in `dir`, sorted. Every regular file goes, the stamp
+    /// file included, as eng's `find bits/<name> -type f` sends them.
+    pub files: Vec<String>,
+    pub branch: String,
+    pub layout: Layout,
+}
+
+#[derive(Debug, Default)]
+pub struct UploadReport {
+    /// (name, stamp, stamp dir location)
+    pub stamps: Vec<(String, String, String)>,
+    pub stored: usize,
+    pub skipped: usize,
+    pub artifacts: PathBuf,
+}
+
+/// The components under a bits dir: subdirs holding a latest-build-stamp.
+pub fn list_components(bits_dir: &Path) -> Result<Vec<String>> {
+    let rd = fs::read_dir(bits_dir).map_err(|e| Error::BadBits {
+        path: bits_dir.to_path_buf(),
+        reason: format!("cannot read the bits dir: {e}"),
+    })?;
+    let mut names = Vec::new();
+    for ent in rd {
+        let ent = ent.map_err(|e| Error::io(bits_dir, e))?;
+        if ent.path().join(STAMP_FILE).is_file() {
+            names.push(ent.file_name().to_string_lossy().into_owned());
+        }
+    }
+    names.sort();
+    if names.is_empty() {
+        return Err(Error::BadBits {
+            path: bits_dir.to_path_buf(),
+            reason: format!("no <name>/{STAMP_FILE} under it; run `cargo xtask image build <name>` first"),
+        });
+    }
+    Ok(names)
+}
+
+pub fn load_component(opts: &UploadOptions, name: &str) -> Result<Component> {
+    layout::check_name(name)?;
+    let dir = opts.bits_dir.join(name);
+    if !dir.is_dir() {
+        return Err(Error::BadBits {
+            path: dir,
+            reason: format!("no such directory; run `cargo xtask image build {name}` first"),
+        });
+    }
+    let stamp_path = dir.join(STAMP_FILE);
+    let raw = fs::read_to_string(&stamp_path).map_err(|e| Error::BadBits {
+        path: stamp_path.clone(),
+        reason: format!("cannot read the build stamp: {e}"),
+    })?;
+    let line = raw.trim();
+    let stamp = Stamp::parse(line).map_err(|expected| Error::BadBits {
+        path: stamp_path.clone(),
+        reason: format!("stamp {line:?}: {expected}"),
+    })?;
+    if stamp.dirty && !opts.allow_dirty {
+        return Err(Error::Dirty {
+            path: stamp_path,
+            stamp: stamp.full,
+        });
+    }
+    let mut files = Vec::new();
+    for ent in fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+        let ent = ent.map_err(|e| Error::io(&dir, e))?;
+        let ft = ent.file_type().map_err(|e| Error::io(ent.path(), e))?;
+        let fname = ent.file_name().to_string_lossy().into_owned();
+        if !ft.is_file() {
+            return Err(Error::BadBits {
+                path: ent.path(),
+                reason: "not a regular file; bits/<name>/ must hold only files".into(),
+            });
+        }
+        if layout::check_name(&fname).is_err() {
+            return Err(Error::BadBits {
+                path: ent.path(),
+                reason: "file name not usable as an object name (letters, digits, '-', '_', '.', '+'; no leading '.')".into(),
+            });
+        }
+        files.push(fname);
+    }
+    files.sort();
+    let branch = match &opts.branch {
+        Some(b) => b.clone(),
+        None => layout::git_branch(&opts.bits_dir).unwrap_or_else(|| stamp.branch.clone()),
+    };
+    layout::check_branch(&branch)?;
+    Ok(Component {
+        name: name.to_string(),
+        layout: Layout::new(&opts.prefix, name),
+        dir,
+        stamp,
+        files,
+        branch,
+    })
+}
+
+struct Planned {
+    comp: usize,
+    file: String,
+    src: PathBuf,
+    key: String,
+    size: u64,
+    mtime: Option<SystemTime>,
+    md5: String,
+    present: bool,
+}
+
+fn stat(path: &Path) -> Result<(u64, Option<SystemTime>)> {
+    let m = fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    Ok((m.len(), m.modified().ok()))
+}
+
+pub async fn upload(opts: &UploadOptions, ctx: Arc<Ctx>) -> Result<UploadReport> {
+    let prefix = layout::normalize_prefix(&opts.prefix)?;
+    let opts = UploadOptions {
+        prefix,
+        ..opts.clone()
+    };
+    if opts.names.is_empty() {
+        return Err(Error::BadBits {
+            path: opts.bits_dir.clone(),
+            reason: "no component names given".into(),
+        });
+    }
+    let comps = opts
+        .names
+        .iter()
+        .map(|n| load_component(&opts, n))
+        .collect::<Result<Vec<_>>>()?;
+    let store = Store::open(&opts.dest).await?;
+
+    // eng starts each upload with a fresh list.
+    let artifacts = opts.bits_dir.join(ARTIFACTS);
+    match fs::remove_file(&artifacts) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(&artifacts, e)),
+    }
+
+    // Phase 1: hash and compare.
+    let work: Vec<(usize, String)> = comps
+        .iter()
+        .enumerate()
+        .flat_map(|(i, c)| c.files.iter().map(move |f| (i, f.clone())))
+        .collect();
+    let mut plan: Vec<Planned> = futures::stream::iter(work)
+        .map(|(i, file)| {
+            let c = &comps[i];
+            let src = c.dir.join(&file);
+            let key = c.layout.file(&c.stamp.full, &file);
+            let store = store.clone();
+            async move {
+                let (size, mtime) = stat(&src)?;
+                let s2 = src.clone();
+                let (hsize, md5) = tokio::task::spawn_blocking(move || md5_file(&s2))
+                    .await
+                    .map_err(|e| Error::io(&src, std::io::Error::other(e)))??;
+                if hsize != size {
+                    return Err(Error::ChangedDuringUpload {
+                        path: src,
+                        detail: format!("{size} bytes, then {hsize} while hashing"),
+                    });
+                }
+                let present = match store.existing_md5(&key).await? {
+                    None => false,
+                    Some((_, stored)) if stored == md5 => true,
+                    Some((_, stored)) => {
+                        return Err(Error::Immutable {
+                            object: store.location(&key),
+                            stored,
+                            local: src,
+                            local_md5: md5,
+                        });
+                    }
+                };
+                Ok(Planned {
+                    comp: i,
+                    file,
+                    src,
+                    key,
+                    size,
+                    mtime,
+                    md5,
+                    present,
+                })
+            }
+        })
+        .buffer_unordered(ctx.jobs)
+        .try_collect()
+        .await?;
+    plan.sort_by(|a, b| a.key.cmp(&b.key));
+
+    // Phase 2: store what is missing.
+    let mut report = UploadReport::default();
+    for p in plan.iter().filter(|p| p.present) {
+        report.skipped += 1;
+        ctx.reporter.line(&format!(
+            "skipped {}: already stored, md5 matches",
+            store.location(&p.key)
+        ));
+    }
+    let todo: Vec<&Planned> = plan.iter().filter(|p| !p.present).collect();
+    report.stored = todo.len();
+    futures::stream::iter(todo)
+        .map(|p| {
+            let store = store.clone();
+            let ctx = ctx.clone();
+            async move {
+                let bar = ctx.reporter.bar(&p.file, p.size);
+                store
+                    .put_file(&p.key, &p.src, &p.md5, p.size, &bar, &ctx)
+                    .await?;
+                bar.done();
+                // The local store re-hashes while copying; for S3, a changed
+                // size or mtime means the bytes sent may not match the md5.
+                let now = stat(&p.src)?;
+                if now != (p.size, p.mtime) {
+                    return Err(Error::ChangedDuringUpload {
+                        path: p.src.clone(),
+                        detail: "size or mtime changed".into(),
+                    });
+                }
+                ctx.reporter.line(&format!(
+                    "stored {} ({} bytes)",
+                    store.location(&p.key),
+                    p.size
+                ));
+                ctx.file_stored();
+                Ok::<(), Error>(())
+            }
+        })
+        .buffer_unordered(ctx.jobs)
+        .try_collect::<Vec<()>>()
+        .await?;
+
+    // Phase 3: md5sums.txt, then pointers, per component.
+    let mut lines = Vec::new();
+    for (i, c) in comps.iter().enumerate() {
+        let st = &c.stamp.full;
+        let sums: Vec<(String, String)> = plan
+            .iter()
+            .filter(|p| p.comp == i)
+            .map(|p| (p.file.clone(), p.md5.clone()))
+            .collect();
+        for p in plan.iter().filter(|p| p.comp == i) {
+            lines.push(store.location(&p.key));
+        }
+        ctx.at(PausePoint::BeforeMd5sums);
+        let md5_key = c.layout.md5sums(st);
+        store
+            .put_small(&md5_key, c.layout.md5sums_body(&sums).into_bytes())
+            .await?;
+        lines.push(store.location(&md5_key));
+        ctx.at(PausePoint::BeforePointer);
+        let stamp_dir = c.layout.stamp_dir(st);
+        for ptr in Layout::pointers_for(&c.branch) {
+            let key = c.layout.pointer(&ptr);
+            if store.set_pointer(&key, &stamp_dir).await? {
+                ctx.reporter
+                    .line(&format!("pointed {} at {st}", store.location(&key)));
+            }
+            lines.push(store.location(&key));
+        }
+        report
+            .stamps
+            .push((c.name.clone(), st.clone(), store.location(&stamp_dir)));
+    }
+
+    let tmp = opts.bits_dir.join(format!(".{ARTIFACTS}.partial"));
+    let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    fs::write(&tmp, body).map_err(|e| Error::io(&tmp, e))?;
+    fs::rename(&tmp, &artifacts).map_err(|e| Error::io(&artifacts, e))?;
+    report.artifacts = artifacts;
+    Ok(report)
+}

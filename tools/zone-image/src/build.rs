@@ -1,0 +1,281 @@
+//! Runs the stages in order and fills `bits/<name>/` (stage 7).
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::binaries::{self, CargoOptions};
+use crate::definition::{self, ImageDef, Kind};
+use crate::error::{IoContext, Result};
+use crate::proto::{self, EntrySource, ProtoPlan};
+use crate::zfs_image::{self, ZfsOptions, ZfsOutputs};
+use crate::{cache, cancel, compress, stamp, tarball, util};
+
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub workspace: PathBuf,
+    pub name: String,
+    /// Where `<name>/` with the artifacts goes; eng's `bits/`.
+    pub bits_dir: PathBuf,
+    /// Stop after the package tarball.
+    pub no_zfs: bool,
+    pub cargo: CargoOptions,
+    pub zfs: ZfsOptions,
+    /// Rebuild even when the inputs are unchanged.
+    pub force: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct BuildReport {
+    pub stamp: String,
+    pub tarball: PathBuf,
+    pub tarball_sha1: String,
+    pub tarball_size: u64,
+    pub zfs: Option<ZfsOutputs>,
+    /// Why the ZFS stage did not run, when it did not.
+    pub zfs_skipped: Option<String>,
+    pub dev_reason: Option<String>,
+    /// The outputs were already there for these inputs.
+    pub cached: bool,
+}
+
+/// Stage 1 and 3 without building anything: load the definition, check
+/// its packages, assemble a throwaway proto with placeholder binaries and
+/// validate it.
+pub fn check(workspace: &Path, name: &str) -> Result<ImageDef> {
+    let def = definition::load(workspace, name)?;
+    binaries::check_packages(&def, &binaries::workspace_packages(workspace)?)?;
+    let plan = proto::plan(&def)?;
+    let scratch = scratch_dir(workspace)?;
+    proto::assemble(&def, &plan, None, &scratch.path().join("proto"))?;
+    Ok(def)
+}
+
+fn scratch_dir(workspace: &Path) -> Result<tempfile::TempDir> {
+    let base = workspace.join("target").join("zone-image");
+    fs::create_dir_all(&base).io_context(|| format!("creating {}", base.display()))?;
+    tempfile::Builder::new()
+        .prefix("build-")
+        .tempdir_in(&base)
+        .io_context(|| format!("creating a temp dir in {}", base.display()))
+}
+
+/// `progress` receives one line per step.
+pub fn build(opts: &BuildOptions, progress: &mut dyn FnMut(&str)) -> Result<BuildReport> {
+    cancel::install_handler();
+    let def = definition::load(&opts.workspace, &opts.name)?;
+    binaries::check_packages(&def, &binaries::workspace_packages(&opts.workspace)?)?;
+    let plan = proto::plan(&def)?;
+    let git = stamp::git_info(&opts.workspace)?;
+    let stamp = stamp::make(&git, chrono::Utc::now())?;
+    let mtime = stamp::source_date_epoch(&git)?;
+    cancel::check()?;
+
+    progress(&format!(
+        "building binaries ({} profile): {}",
+        opts.cargo.profile,
+        def.cargo
+            .iter()
+            .map(|c| c.package.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let bins = binaries::build(&def, &opts.cargo)?;
+    let dev_reason = binaries::dev_reason(&def, &bins)?;
+    cancel::check()?;
+
+    let key = input_key(&def, &plan, &bins, &git, mtime, opts)?;
+    let record_path = record_path(opts)?;
+    if !opts.force
+        && let Some(rec) = cache::load(&record_path)
+        && rec.key == key
+        && rec.outputs_present()
+    {
+        return cached_report(opts, rec);
+    }
+
+    let scratch = scratch_dir(&opts.workspace)?;
+    let proto_dir = scratch.path().join("proto");
+    progress("assembling and validating the proto tree");
+    proto::assemble(&def, &plan, Some(&bins), &proto_dir)?;
+
+    let out_dir = opts.bits_dir.join(&def.name);
+    fs::create_dir_all(&out_dir).io_context(|| format!("creating {}", out_dir.display()))?;
+    let stamp_s = stamp.to_string();
+    let tarball_path = out_dir.join(format!("{}-pkg-{stamp_s}.tar.gz", def.name));
+    progress(&format!("writing {}", tarball_path.display()));
+    let done = tarball::write(&proto_dir, &tarball_path, mtime, compress::DEFAULT_LEVEL)
+        .inspect_err(|_| {
+            let _ = fs::remove_file(&tarball_path);
+        })?;
+    let mut outputs = vec![(tarball_path.clone(), done.size)];
+
+    let (zfs, zfs_skipped) = if def.kind != Kind::Zone {
+        (None, Some("a tool image has no ZFS stage".to_string()))
+    } else if opts.no_zfs {
+        (None, Some("--no-zfs given".to_string()))
+    } else {
+        progress("building the ZFS image");
+        let input = zfs_image::ZfsInput {
+            def: &def,
+            proto_dir: &proto_dir,
+            stamp: &stamp_s,
+            dev_reason: dev_reason.clone(),
+            git: &git,
+            out_dir: &out_dir,
+            opts: &opts.zfs,
+        };
+        match zfs_image::build(&input) {
+            Ok(Some(z)) => (Some(z), None),
+            Ok(None) => (
+                None,
+                Some("no ZFS pool configured (--zpool or ZONE_IMAGE_ZPOOL) or no working zfs command".into()),
+            ),
+            Err(e) => {
+                let _ = fs::remove_file(&tarball_path);
+                return Err(e);
+            }
+        }
+    };
+    if let Some(z) = &zfs {
+        for p in [&z.image_file, &z.manifest_file] {
+            let len = fs::metadata(p).io_context(|| format!("reading {}", p.display()))?.len();
+            outputs.push((p.clone(), len));
+        }
+    }
+
+    util::write_atomic(
+        &out_dir.join("latest-build-stamp"),
+        format!("{stamp_s}\n").as_bytes(),
+    )?;
+    cache::store(
+        &record_path,
+        &cache::Record {
+            key,
+            stamp: stamp_s.clone(),
+            outputs,
+            dev_reason: dev_reason.clone(),
+        },
+    )?;
+    Ok(BuildReport {
+        stamp: stamp_s,
+        tarball: tarball_path,
+        tarball_sha1: done.sha1,
+        tarball_size: done.size,
+        zfs,
+        zfs_skipped,
+        dev_reason,
+        cached: false,
+    })
+}
+
+fn cached_report(opts: &BuildOptions, rec: cache::Record) -> Result<BuildReport> {
+    let tarball = rec
+        .outputs
+        .first()
+        .map(|(p, _)| p.clone())
+        .unwrap_or_default();
+    let sum = compress::sha1_file(&tarball)?;
+    let zfs = match (rec.outputs.get(1), rec.outputs.get(2)) {
+        (Some((image, _)), Some((manifest, _))) => Some(zfs_from_manifest(image, manifest)?),
+        _ => None,
+    };
+    // The cached stamp is the current one again.
+    util::write_atomic(
+        &opts.bits_dir.join(&opts.name).join("latest-build-stamp"),
+        format!("{}\n", rec.stamp).as_bytes(),
+    )?;
+    Ok(BuildReport {
+        stamp: rec.stamp,
+        tarball,
+        tarball_sha1: sum.sha1,
+        tarball_size: sum.size,
+        zfs_skipped: zfs.is_none().then(|| "not part of the cached build".to_string()),
+        zfs,
+        dev_reason: rec.dev_reason,
+        cached: true,
+    })
+}
+
+/// Rebuild the ZFS stage's report from the manifest it wrote.
+fn zfs_from_manifest(image: &Path, manifest: &Path) -> Result<ZfsOutputs> {
+    let bad = |what: &str| {
+        crate::Error::Command(format!(
+            "{}: {what}; rebuild with --force",
+            manifest.display()
+        ))
+    };
+    let text = fs::read_to_string(manifest).io_context(|| format!("reading {}", manifest.display()))?;
+    let m: serde_json::Value = serde_json::from_str(&text).map_err(|_| bad("not JSON"))?;
+    let file = &m["files"][0];
+    Ok(ZfsOutputs {
+        image_file: image.to_path_buf(),
+        manifest_file: manifest.to_path_buf(),
+        uuid: m["uuid"]
+            .as_str()
+            .and_then(|u| uuid::Uuid::parse_str(u).ok())
+            .ok_or_else(|| bad("no uuid"))?,
+        sha1: file["sha1"].as_str().ok_or_else(|| bad("no files[0].sha1"))?.to_string(),
+        size: file["size"].as_u64().ok_or_else(|| bad("no files[0].size"))?,
+        version: m["version"].as_str().ok_or_else(|| bad("no version"))?.to_string(),
+    })
+}
+
+fn record_path(opts: &BuildOptions) -> Result<PathBuf> {
+    let bits = std::path::absolute(&opts.bits_dir)
+        .io_context(|| format!("resolving {}", opts.bits_dir.display()))?;
+    let mut k = cache::KeyBuilder::default();
+    k.field("bits", bits.as_os_str().as_encoded_bytes());
+    let id = &k.finish()[..16];
+    Ok(opts
+        .workspace
+        .join("target")
+        .join("zone-image")
+        .join("cache")
+        .join(format!("{}-{id}.json", opts.name)))
+}
+
+fn input_key(
+    def: &ImageDef,
+    plan: &ProtoPlan,
+    bins: &HashMap<(String, String), PathBuf>,
+    git: &stamp::GitInfo,
+    mtime: i64,
+    opts: &BuildOptions,
+) -> Result<String> {
+    let mut k = cache::KeyBuilder::default();
+    k.field("tool", env!("CARGO_PKG_VERSION").as_bytes());
+    k.file("definition", &def.file)?;
+    k.field("branch", git.branch.as_bytes())
+        .field("sha", git.short_sha.as_bytes())
+        .field("dirty", &[u8::from(git.dirty)])
+        .field("mtime", &mtime.to_le_bytes())
+        .field("profile", opts.cargo.profile.as_bytes())
+        .field("target", opts.cargo.target.as_deref().unwrap_or("").as_bytes())
+        .field("no_zfs", &[u8::from(opts.no_zfs)])
+        .field("zpool", opts.zfs.zpool.as_deref().unwrap_or("").as_bytes())
+        .field(
+            "zpool_env",
+            std::env::var("ZONE_IMAGE_ZPOOL").unwrap_or_default().as_bytes(),
+        )
+        .field("skip_pkgsrc", &[u8::from(opts.zfs.skip_pkgsrc)]);
+    for e in &plan.entries {
+        k.field("dest", e.proto_path().as_os_str().as_encoded_bytes())
+            .field("mode", &e.mode.to_le_bytes())
+            .field("kind", format!("{:?}", e.kind).as_bytes());
+        match &e.source {
+            EntrySource::File(p) => {
+                k.file("file", p)?;
+            }
+            EntrySource::Content(c) => {
+                k.field("content", c.as_bytes());
+            }
+            EntrySource::Binary { package, bin } => {
+                if let Some(p) = bins.get(&(package.clone(), bin.clone())) {
+                    k.file("binary", p)?;
+                }
+            }
+        }
+    }
+    Ok(k.finish())
+}

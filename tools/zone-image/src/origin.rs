@@ -1,0 +1,500 @@
+//! The origin chain: make sure an image's origin, and its origin's origin,
+//! are in the pool as `<pool>/<uuid>@final`, as imgadm keeps them.
+//!
+//! An origin comes from the pool if it is there, else from `--origin-dir`
+//! (`*.imgmanifest` plus the image file beside it), else from an IMGAPI
+//! source. Every file is checked against its manifest's size and sha1
+//! before `zfs receive` sees a byte of it, and is received under a
+//! temporary name that becomes `<uuid>` only once the receive succeeded.
+
+use std::fs::File;
+use std::io::{BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use sha1::{Digest, Sha1};
+use uuid::Uuid;
+
+use crate::cancel;
+use crate::compress;
+use crate::error::{Error, IoContext, Result};
+use crate::manifest::{Compression, ImageFile, Manifest};
+use crate::zfs::{self, ZfsError};
+
+/// Where eng's images come from when no source is given.
+pub const DEFAULT_SOURCE: &str = "https://updates.tritondatacenter.com";
+
+/// Name prefix of a dataset being received; the sweep recognises it.
+pub const RECV_PREFIX: &str = "zone-image-recv-";
+
+/// User property holding the manifest of an origin this tool received,
+/// so later builds can inherit from it without the file at hand.
+const MANIFEST_PROP: &str = "zone-image:manifest";
+
+/// ZFS caps property values at 8 KiB; longer manifests are not kept.
+const MAX_PROP_LEN: usize = 8000;
+
+/// Longest origin chain followed (real ones are one or two deep).
+const MAX_DEPTH: usize = 8;
+
+/// Where origins may be found.
+#[derive(Debug, Clone)]
+pub struct Origins<'a> {
+    /// Pool or dataset under which origins live as `<uuid>@final`.
+    pub pool: &'a str,
+    pub dir: Option<&'a Path>,
+    /// IMGAPI base URL; `None` means there is no remote source.
+    pub source: Option<&'a str>,
+    pub channel: Option<&'a str>,
+}
+
+impl Origins<'_> {
+    /// Make sure `uuid` and its origins are in the pool; return its
+    /// manifest.
+    pub fn ensure(&self, uuid: Uuid) -> Result<Manifest> {
+        self.ensure_depth(uuid, 0)
+    }
+
+    fn ensure_depth(&self, uuid: Uuid, depth: usize) -> Result<Manifest> {
+        cancel::check()?;
+        if depth > MAX_DEPTH {
+            return Err(Error::Command(format!(
+                "origin {uuid}: the origin chain is deeper than {MAX_DEPTH} images (a loop?)"
+            )));
+        }
+        let ds = format!("{}/{uuid}", self.pool);
+        let snap = format!("{ds}@final");
+        if zfs::exists(&snap)? {
+            return self.manifest_of_present(uuid, &ds);
+        }
+        if zfs::exists(&ds)? {
+            return Err(Error::Command(format!(
+                "{ds} exists but has no @final snapshot, so it can't be used as origin {uuid}; \
+                 it was not left by imgadm or this tool, so it is not touched"
+            )));
+        }
+
+        let found = self.find(uuid)?;
+        let manifest = found.manifest();
+        if manifest.uuid != uuid {
+            return Err(Error::input(
+                &manifest.source,
+                "uuid",
+                format!("expected {uuid}, got {}", manifest.uuid),
+            ));
+        }
+        let file = manifest.file()?;
+        if let Some(parent) = manifest.origin {
+            self.ensure_depth(parent, depth + 1)?;
+        }
+        let image = match found {
+            Found::Dir { manifest, image } => {
+                verify_local(&manifest, &image, &file)?;
+                Image::Local(image)
+            }
+            Found::Remote { manifest, url } => {
+                Image::Temp(download(&self.client()?, &url, &manifest, &file)?)
+            }
+        };
+        eprintln!("zone-image: receiving origin {} ({}) into {ds}", manifest.label(), uuid);
+        self.receive(&manifest, &file, image.path(), &ds)?;
+        Ok(manifest)
+    }
+
+    /// Receive under a temp name, keep the manifest on it, then rename.
+    fn receive(&self, manifest: &Manifest, file: &ImageFile, path: &Path, ds: &str) -> Result<()> {
+        let tmp = format!(
+            "{}/{RECV_PREFIX}{}-{}-{}",
+            self.pool,
+            manifest.uuid,
+            std::process::id(),
+            &Uuid::new_v4().simple().to_string()[..8]
+        );
+        let mut guard = DestroyOnDrop(Some(tmp.clone()));
+        receive_image(path, file.compression, &tmp)?;
+        let json = serde_json::to_string(&manifest.raw)
+            .map_err(|e| Error::Command(format!("serializing the manifest of {}: {e}", manifest.uuid)))?;
+        if json.len() <= MAX_PROP_LEN {
+            zfs::set(&tmp, MANIFEST_PROP, &json)?;
+        }
+        cancel::check()?;
+        match zfs::rename(&tmp, ds) {
+            Ok(()) => {
+                guard.0 = None;
+                Ok(())
+            }
+            // Another build received the same origin meanwhile: use theirs.
+            Err(_) if zfs::exists(&format!("{ds}@final")).unwrap_or(false) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn client(&self) -> Result<reqwest::blocking::Client> {
+        reqwest::blocking::Client::builder()
+            .connect_timeout(Duration::from_secs(30))
+            // Per read, not for the whole download.
+            .timeout(Duration::from_secs(120))
+            .user_agent(concat!("zone-image/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Command(format!("creating the HTTP client: {}", chain(&e))))
+    }
+
+    /// Look in `--origin-dir`, then on the IMGAPI source.
+    fn find(&self, uuid: Uuid) -> Result<Found> {
+        if let Some(dir) = self.dir
+            && let Some((manifest, path)) = find_in_dir(dir, uuid)?
+        {
+            let image = image_beside(&manifest, &path)?;
+            return Ok(Found::Dir { manifest, image });
+        }
+        if let Some(src) = self.source
+            && let Some(manifest) = self.fetch_manifest(src, uuid)?
+        {
+            let url = self.url(src, &format!("images/{uuid}/file"));
+            return Ok(Found::Remote { manifest, url });
+        }
+        Err(self.not_found(uuid))
+    }
+
+    fn not_found(&self, uuid: Uuid) -> Error {
+        let mut looked = vec![format!("not in {}", self.pool)];
+        match self.dir {
+            Some(d) => looked.push(format!("no *.imgmanifest with this uuid in {}", d.display())),
+            None => looked.push("no --origin-dir".into()),
+        }
+        match self.source {
+            Some(s) => looked.push(format!("not on {s}")),
+            None => looked.push("no --origin-source".into()),
+        }
+        Error::input("origin", uuid.to_string(), format!("image not found: {}", looked.join("; ")))
+    }
+
+    fn url(&self, src: &str, path: &str) -> String {
+        let mut url = format!("{}/{path}", src.trim_end_matches('/'));
+        if let Some(c) = self.channel {
+            url.push_str("?channel=");
+            url.push_str(c);
+        }
+        url
+    }
+
+    /// `GET /images/:uuid`. 404 means absent; any other failure is an error.
+    fn fetch_manifest(&self, src: &str, uuid: Uuid) -> Result<Option<Manifest>> {
+        let url = self.url(src, &format!("images/{uuid}"));
+        let resp = self
+            .client()?
+            .get(&url)
+            .send()
+            .map_err(|e| Error::Command(format!("GET {url}: {}", chain(&e))))?;
+        let status = resp.status();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let text = resp
+            .text()
+            .map_err(|e| Error::Command(format!("GET {url}: reading the body: {}", chain(&e))))?;
+        if !status.is_success() {
+            return Err(Error::Command(format!("GET {url}: HTTP {status}: {}", snippet(&text))));
+        }
+        Manifest::parse(&url, &text).map(Some)
+    }
+
+    /// The manifest of an origin already in the pool: kept on the dataset
+    /// by this tool, else imgadm's database, else the dir or the source.
+    fn manifest_of_present(&self, uuid: Uuid, ds: &str) -> Result<Manifest> {
+        if let Some(json) = zfs::get_user(ds, MANIFEST_PROP)? {
+            return Manifest::parse(format!("{ds} ({MANIFEST_PROP})"), &json);
+        }
+        let pool_name = self.pool.split('/').next().unwrap_or(self.pool);
+        let db = PathBuf::from(format!("/var/imgadm/images/{pool_name}-{uuid}.json"));
+        if let Ok(text) = std::fs::read_to_string(&db) {
+            // imgadm wraps the manifest: {"manifest": {...}, "zpool": ...}.
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| Error::input(&db, "(document)", format!("expected JSON: {e}")))?;
+            let inner = v.get("manifest").unwrap_or(&v);
+            return Manifest::parse(&db, &inner.to_string());
+        }
+        if let Some(dir) = self.dir
+            && let Some((m, _)) = find_in_dir(dir, uuid)?
+        {
+            return Ok(m);
+        }
+        if let Some(src) = self.source
+            && let Some(m) = self.fetch_manifest(src, uuid)?
+        {
+            return Ok(m);
+        }
+        Err(Error::input(
+            "origin",
+            uuid.to_string(),
+            format!(
+                "{ds}@final is in the pool but its manifest is nowhere (not on the dataset, \
+                 not in imgadm's database); give --origin-dir or --origin-source"
+            ),
+        ))
+    }
+}
+
+enum Found {
+    Dir { manifest: Manifest, image: PathBuf },
+    Remote { manifest: Manifest, url: String },
+}
+
+impl Found {
+    fn manifest(&self) -> Manifest {
+        match self {
+            Found::Dir { manifest, .. } | Found::Remote { manifest, .. } => manifest.clone(),
+        }
+    }
+}
+
+enum Image {
+    Local(PathBuf),
+    Temp(tempfile::NamedTempFile),
+}
+
+impl Image {
+    fn path(&self) -> &Path {
+        match self {
+            Image::Local(p) => p,
+            Image::Temp(t) => t.path(),
+        }
+    }
+}
+
+/// Destroys a dataset on drop unless disarmed.
+struct DestroyOnDrop(Option<String>);
+
+impl Drop for DestroyOnDrop {
+    fn drop(&mut self) {
+        if let Some(ds) = self.0.take()
+            && let Err(e) = zfs::destroy_recursive(&ds)
+        {
+            eprintln!("zone-image: warning: could not destroy {ds}: {e}");
+        }
+    }
+}
+
+/// Any `*.imgmanifest` in `dir` whose uuid matches, and its path.
+pub fn find_in_dir(dir: &Path, uuid: Uuid) -> Result<Option<(Manifest, PathBuf)>> {
+    let entries = std::fs::read_dir(dir).io_context(|| format!("reading --origin-dir {}", dir.display()))?;
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for e in entries {
+        let p = e.io_context(|| format!("reading {}", dir.display()))?.path();
+        if p.extension().is_some_and(|x| x == "imgmanifest") {
+            paths.push(p);
+        }
+    }
+    paths.sort();
+    let want = uuid.to_string();
+    for path in paths {
+        let text = std::fs::read_to_string(&path).io_context(|| format!("reading {}", path.display()))?;
+        // Other images' manifests may be anything; only ours must be valid.
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+            eprintln!("zone-image: warning: {} is not JSON; skipped", path.display());
+            continue;
+        };
+        if v.get("uuid").and_then(|u| u.as_str()) != Some(want.as_str()) {
+            continue;
+        }
+        let manifest = Manifest::parse(&path, &text)?;
+        return Ok(Some((manifest, path)));
+    }
+    Ok(None)
+}
+
+/// The image file next to a manifest: same prefix, a `.zfs*` suffix that
+/// agrees with `files[0].compression`.
+fn image_beside(manifest: &Manifest, path: &Path) -> Result<PathBuf> {
+    let file = manifest.file()?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let prefix = name.strip_suffix(".imgmanifest").unwrap_or(&name);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    for c in Compression::ALL {
+        let candidate = dir.join(format!("{prefix}{}", c.suffix()));
+        if candidate.is_file() {
+            if c != file.compression {
+                return Err(Error::input(
+                    &candidate,
+                    "files[0].compression",
+                    format!(
+                        "{} says {} but this file's suffix is {}",
+                        path.display(),
+                        file.compression.as_str(),
+                        c.suffix()
+                    ),
+                ));
+            }
+            return Ok(candidate);
+        }
+    }
+    let tried: Vec<_> = Compression::ALL.iter().map(|c| format!("{prefix}{}", c.suffix())).collect();
+    Err(Error::input(
+        path,
+        "files[0]",
+        format!("no image file beside the manifest (looked for {})", tried.join(", ")),
+    ))
+}
+
+/// Size, then sha1, against the manifest.
+fn verify_local(manifest: &Manifest, image: &Path, file: &ImageFile) -> Result<()> {
+    let size = std::fs::metadata(image)
+        .io_context(|| format!("reading {}", image.display()))?
+        .len();
+    if size != file.size {
+        return Err(Error::input(
+            image,
+            "size",
+            format!(
+                "expected {} bytes (files[0].size in {}), the file has {size}",
+                file.size,
+                manifest.source.display()
+            ),
+        ));
+    }
+    let got = compress::sha1_file(image)?;
+    if got.sha1 != file.sha1 || got.size != file.size {
+        return Err(Error::input(
+            image,
+            "sha1",
+            format!(
+                "expected {} (files[0].sha1 in {}), the file has {}",
+                file.sha1,
+                manifest.source.display(),
+                got.sha1
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Stream `GET <url>` into a temp file, hashing as it lands; the file is
+/// kept only if size and sha1 match the manifest.
+fn download(
+    client: &reqwest::blocking::Client,
+    url: &str,
+    manifest: &Manifest,
+    file: &ImageFile,
+) -> Result<tempfile::NamedTempFile> {
+    let mut resp = client
+        .get(url)
+        .send()
+        .map_err(|e| Error::Command(format!("GET {url}: {}", chain(&e))))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let body = resp.text().unwrap_or_default();
+        return Err(Error::Command(format!("GET {url}: HTTP {status}: {}", snippet(&body))));
+    }
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!("zone-image-origin-{}-", manifest.uuid))
+        .tempfile()
+        .io_context(|| "creating a temp file for an origin image".to_string())?;
+    let mut hash = Sha1::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        cancel::check()?;
+        let n = match resp.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::Command(format!("GET {url}: reading the body: {e}"))),
+        };
+        size += n as u64;
+        if size > file.size {
+            return Err(Error::Command(format!(
+                "GET {url}: more than the {} bytes files[0].size of {} says",
+                file.size, manifest.source.display()
+            )));
+        }
+        hash.update(&buf[..n]);
+        tmp.write_all(&buf[..n])
+            .io_context(|| format!("writing {}", tmp.path().display()))?;
+    }
+    tmp.flush().io_context(|| format!("writing {}", tmp.path().display()))?;
+    let sha1 = hex::encode(hash.finalize());
+    if size != file.size {
+        return Err(Error::Command(format!(
+            "GET {url}: got {size} bytes, files[0].size says {}",
+            file.size
+        )));
+    }
+    if sha1 != file.sha1 {
+        return Err(Error::Command(format!(
+            "GET {url}: sha1 {sha1}, files[0].sha1 says {}",
+            file.sha1
+        )));
+    }
+    Ok(tmp)
+}
+
+/// Decompress an image file into `zfs receive <target>`.
+fn receive_image(path: &Path, compression: Compression, target: &str) -> Result<()> {
+    let f = File::open(path).io_context(|| format!("opening {}", path.display()))?;
+    let hook = || {
+        crate::zfs_image::pause_point("origin-receive").map_err(|_| ZfsError::Interrupted)
+    };
+    match compression {
+        Compression::Gzip => {
+            let r = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, f));
+            Ok(zfs::receive(r, target, hook)?)
+        }
+        Compression::None => Ok(zfs::receive(BufReader::with_capacity(1 << 20, f), target, hook)?),
+        Compression::Bzip2 | Compression::Xz => {
+            let prog = if compression == Compression::Bzip2 { "bzip2" } else { "xz" };
+            let mut child = KillOnDrop(
+                Command::new(prog)
+                    .arg("-dc")
+                    .stdin(f)
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .io_context(|| format!("running {prog} -dc for {}", path.display()))?,
+            );
+            let out = child
+                .0
+                .stdout
+                .take()
+                .ok_or_else(|| Error::Command(format!("{prog}: no stdout pipe")))?;
+            zfs::receive(out, target, hook)?;
+            let status = child
+                .0
+                .wait()
+                .io_context(|| format!("waiting for {prog}"))?;
+            if !status.success() {
+                return Err(Error::Command(format!(
+                    "{prog} -dc {}: exited with {status}",
+                    path.display()
+                )));
+            }
+            Ok(())
+        }
+    }
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn snippet(body: &str) -> String {
+    let one: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    one.chars().take(200).collect()
+}

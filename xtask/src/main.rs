@@ -36,6 +36,8 @@ enum Command {
 /// Exit status for bad input (definitions, flags, files), as opposed to 1
 /// for failures of the machine or a remote system.
 const EXIT_INPUT: u8 = 2;
+/// As a shell reports a command stopped by SIGINT.
+const EXIT_INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -49,16 +51,22 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            let input = e
-                .chain()
-                .any(|c| c.downcast_ref::<zone_image::Error>().is_some_and(|e| e.is_input()));
-            ExitCode::from(if input { EXIT_INPUT } else { 1 })
+            let pipeline = e.chain().find_map(|c| c.downcast_ref::<zone_image::Error>());
+            match pipeline {
+                Some(zone_image::Error::Interrupted) => ExitCode::from(EXIT_INTERRUPTED),
+                Some(p) if p.is_input() => ExitCode::from(EXIT_INPUT),
+                _ => ExitCode::from(1),
+            }
         }
     }
 }
 
-/// The workspace root: xtask lives one level below it.
+/// The workspace root: `XTASK_WORKSPACE` if set (tests point it at a
+/// scratch workspace), else the one xtask lives in.
 fn workspace_root() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("XTASK_WORKSPACE") {
+        return dir.into();
+    }
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(|p| p.to_path_buf())

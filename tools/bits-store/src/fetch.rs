@@ -12,6 +12,7 @@ use crate::ctx::Ctx;
 use crate::dest::Dest;
 use crate::error::{Error, Result};
 use crate::layout::{self, Layout, Stamp};
+use crate::s3::S3Env;
 use crate::store::Store;
 
 #[derive(Debug, Clone)]
@@ -24,6 +25,8 @@ pub struct FetchOptions {
     pub branch: Option<String>,
     pub stamp: Option<String>,
     pub out: PathBuf,
+    /// `AWS_*` settings for an s3:// dest.
+    pub s3_env: S3Env,
 }
 
 #[derive(Debug)]
@@ -48,7 +51,7 @@ pub async fn fetch(opts: &FetchOptions, ctx: Arc<Ctx>) -> Result<FetchReport> {
         None => layout::git_branch(Path::new(".")).unwrap_or_else(|| "master".into()),
     };
     layout::check_branch(&branch)?;
-    let store = Store::open(&opts.dest).await?;
+    let store = Store::open(&opts.dest, &opts.s3_env).await?;
 
     let stamp = match &opts.stamp {
         Some(s) => s.clone(),

@@ -21,6 +21,7 @@ pub use error::{Error, Result};
 pub use fetch::{FetchOptions, FetchReport, fetch};
 pub use hash::md5_file;
 pub use progress::Reporter;
+pub use s3::S3Env;
 pub use store::Store;
 pub use upload::{
     ARTIFACTS, Component, UploadOptions, UploadReport, list_components, load_component, upload,

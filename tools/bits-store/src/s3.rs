@@ -41,8 +41,34 @@ pub struct S3Store {
     dest: String,
 }
 
-fn env(k: &str) -> Option<String> {
-    std::env::var(k).ok().filter(|v| !v.is_empty())
+/// The `AWS_*` settings a store is opened with: the process environment
+/// normally, an explicit set in tests (which run side by side in one
+/// process, each against its own server).
+#[derive(Debug, Clone, Default)]
+pub struct S3Env(Vec<(String, String)>);
+
+impl S3Env {
+    pub fn process() -> S3Env {
+        S3Env(
+            std::env::vars()
+                .filter(|(k, _)| k.starts_with("AWS_"))
+                .collect(),
+        )
+    }
+
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> S3Env {
+        S3Env(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+
+    fn get(&self, k: &str) -> Option<String> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(key, v)| key == k && !v.is_empty())
+            .map(|(_, v)| v.clone())
+    }
 }
 
 /// One line from an object_store error: the whole source chain, with an
@@ -106,7 +132,7 @@ fn attributes(key: &str, md5: Option<&str>) -> Attributes {
 impl S3Store {
     /// Connect and check the bucket is there, so that bad credentials, an
     /// unreachable endpoint or a missing bucket fail before any work.
-    pub async fn open(bucket: &str, prefix: &str) -> Result<S3Store> {
+    pub async fn open(bucket: &str, prefix: &str, env: &S3Env) -> Result<S3Store> {
         let dest = if prefix.is_empty() {
             format!("s3://{bucket}")
         } else {
@@ -114,21 +140,27 @@ impl S3Store {
         };
         // Without credentials object_store would ask the EC2 instance
         // metadata service, which is the wrong answer on a build machine.
-        let has_keys = env("AWS_ACCESS_KEY_ID").is_some() && env("AWS_SECRET_ACCESS_KEY").is_some();
-        let has_other = env("AWS_WEB_IDENTITY_TOKEN_FILE").is_some()
-            || env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_some()
-            || env("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_some()
-            || env("AWS_SKIP_SIGNATURE").is_some_and(|v| v == "true");
+        let has_keys = env.get("AWS_ACCESS_KEY_ID").is_some() && env.get("AWS_SECRET_ACCESS_KEY").is_some();
+        let has_other = env.get("AWS_WEB_IDENTITY_TOKEN_FILE").is_some()
+            || env.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_some()
+            || env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_some()
+            || env.get("AWS_SKIP_SIGNATURE").is_some_and(|v| v == "true");
         if !has_keys && !has_other {
             return Err(Error::MissingCredentials { dest });
         }
-        let endpoint = env("AWS_ENDPOINT_URL_S3")
-            .or_else(|| env("AWS_ENDPOINT_URL"))
-            .or_else(|| env("AWS_ENDPOINT"));
-        let region = env("AWS_REGION")
-            .or_else(|| env("AWS_DEFAULT_REGION"))
+        let endpoint = env.get("AWS_ENDPOINT_URL_S3")
+            .or_else(|| env.get("AWS_ENDPOINT_URL"))
+            .or_else(|| env.get("AWS_ENDPOINT"));
+        let region = env.get("AWS_REGION")
+            .or_else(|| env.get("AWS_DEFAULT_REGION"))
             .unwrap_or_else(|| "us-east-1".into());
-        let mut b = AmazonS3Builder::from_env()
+        let mut b = AmazonS3Builder::new();
+        for (k, v) in &env.0 {
+            if let Ok(key) = k.to_ascii_lowercase().parse() {
+                b = b.with_config(key, v);
+            }
+        }
+        let mut b = b
             .with_bucket_name(bucket)
             .with_region(&region)
             .with_retry(RetryConfig {

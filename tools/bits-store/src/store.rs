@@ -9,7 +9,7 @@ use crate::dest::Dest;
 use crate::error::{Error, Result};
 use crate::local::LocalStore;
 use crate::progress::Bar;
-use crate::s3::S3Store;
+use crate::s3::{S3Env, S3Store};
 
 #[derive(Debug, Clone)]
 pub enum Store {
@@ -27,11 +27,11 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 }
 
 impl Store {
-    pub async fn open(dest: &Dest) -> Result<Store> {
+    pub async fn open(dest: &Dest, env: &S3Env) -> Result<Store> {
         match dest {
             Dest::Local(p) => Ok(Store::Local(Arc::new(LocalStore::open(p)?))),
             Dest::S3 { bucket, prefix } => {
-                Ok(Store::S3(Arc::new(S3Store::open(bucket, prefix).await?)))
+                Ok(Store::S3(Arc::new(S3Store::open(bucket, prefix, env).await?)))
             }
         }
     }

@@ -20,6 +20,7 @@ use crate::dest::Dest;
 use crate::error::{Error, Result};
 use crate::hash::md5_file;
 use crate::layout::{self, Layout, STAMP_FILE, Stamp};
+use crate::s3::S3Env;
 use crate::store::Store;
 
 pub const ARTIFACTS: &str = "artifacts.txt";
@@ -34,6 +35,8 @@ pub struct UploadOptions {
     /// Pointer branch; None: the git branch of the bits dir, else the stamp's.
     pub branch: Option<String>,
     pub allow_dirty: bool,
+    /// `AWS_*` settings for an s3:// dest.
+    pub s3_env: S3Env,
 }
 
 /// One component's bits, validated.
@@ -174,7 +177,7 @@ pub async fn upload(opts: &UploadOptions, ctx: Arc<Ctx>) -> Result<UploadReport>
         .iter()
         .map(|n| load_component(&opts, n))
         .collect::<Result<Vec<_>>>()?;
-    let store = Store::open(&opts.dest).await?;
+    let store = Store::open(&opts.dest, &opts.s3_env).await?;
 
     // eng starts each upload with a fresh list.
     let artifacts = opts.bits_dir.join(ARTIFACTS);

@@ -171,7 +171,7 @@ fn parse_private_key(text: &str) -> Result<RsaPrivateKey, String> {
             .key_data()
             .rsa()
             .ok_or_else(|| format!("expected an RSA key, found {}", key.algorithm()))?;
-        return RsaPrivateKey::try_from(pair).map_err(|e| format!("bad RSA key: {e}"));
+        return rsa_from_ssh(pair).map_err(|e| format!("bad RSA key: {e}"));
     }
     if text.contains("BEGIN RSA PRIVATE KEY") {
         return RsaPrivateKey::from_pkcs1_pem(text)
@@ -182,6 +182,22 @@ fn parse_private_key(text: &str) -> Result<RsaPrivateKey, String> {
             .map_err(|e| format!("not a valid PKCS#8 RSA key: {e}"));
     }
     Err("expected an RSA private key (OpenSSH or PEM format)".to_string())
+}
+
+/// ssh-key 0.6's own conversion passes `p` twice instead of `p` and `q`,
+/// so every key fails validation; build the key from its parts here.
+fn rsa_from_ssh(pair: &ssh_key::private::RsaKeypair) -> Result<RsaPrivateKey, String> {
+    let big = |m: &ssh_key::Mpint| -> Result<rsa::BigUint, String> {
+        let bytes = m.as_positive_bytes().ok_or("negative RSA component")?;
+        Ok(rsa::BigUint::from_bytes_be(bytes))
+    };
+    RsaPrivateKey::from_components(
+        big(&pair.public.n)?,
+        big(&pair.public.e)?,
+        big(&pair.private.d)?,
+        vec![big(&pair.private.p)?, big(&pair.private.q)?],
+    )
+    .map_err(|e| e.to_string())
 }
 
 fn signing_line(name: &str, value: &str) -> String {

@@ -330,7 +330,11 @@ fn make_dirs(top: &Path, dir: &Path) -> Result<()> {
 pub fn validate_proto(def: &ImageDef, plan: &ProtoPlan, proto: &Path) -> Result<()> {
     let root = proto.join(Tree::Root.dir_name());
     let mut sapi_dirs: BTreeMap<PathBuf, Vec<&ProtoEntry>> = BTreeMap::new();
-    for e in &plan.entries {
+    // Scripts first: a script without its run bit is better reported as
+    // itself than as an SMF exec that is not executable.
+    let mut order: Vec<&ProtoEntry> = plan.entries.iter().collect();
+    order.sort_by_key(|e| e.kind != FileKind::Script);
+    for e in order {
         let path = proto.join(e.proto_path());
         let file = e.error_file(def);
         match e.kind {

@@ -1,0 +1,123 @@
+//! Test fixtures shared by the bits-store and xtask tests: a real moto S3
+//! server on a loopback port, and bits dirs made of real files.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A moto S3 server, killed when dropped.
+pub struct Moto {
+    child: Child,
+    pub port: u16,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free loopback port")
+            .port();
+        let child = Command::new("python3")
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting moto (python3 -m pip install 'moto[server]')");
+        let moto = Moto { child, port };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while moto.request("GET", "/").is_none() {
+            assert!(Instant::now() < deadline, "moto did not come up on port {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        moto
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// One unsigned HTTP/1.1 request (moto does not check signatures);
+    /// returns the status code.
+    pub fn request(&self, method: &str, path: &str) -> Option<u16> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .ok()?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).ok()?;
+        let head = String::from_utf8_lossy(&buf);
+        head.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    pub fn create_bucket(&self, bucket: &str) {
+        assert_eq!(self.request("PUT", &format!("/{bucket}")), Some(200));
+    }
+
+    /// The AWS_* settings that point a client at this server.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
+            ("AWS_REGION".into(), "us-east-1".into()),
+            ("AWS_ENDPOINT_URL".into(), self.endpoint()),
+        ]
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub const STAMP: &str = "master-20261126T031500Z-gabc1234";
+
+/// Deterministic, incompressible-ish bytes.
+pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// bits/<name>/ as `image build` leaves it: pkg tarball, image, manifest
+/// and latest-build-stamp. `big` sets the image file's size.
+pub fn make_bits(bits: &Path, name: &str, stamp: &str, big: usize) -> Vec<PathBuf> {
+    let dir = bits.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let files = [
+        (format!("{name}-pkg-{stamp}.tar.gz"), bytes(1, 70_000)),
+        (format!("{name}-zfs-{stamp}.zfs.gz"), bytes(2, big)),
+        (
+            format!("{name}-zfs-{stamp}.imgmanifest"),
+            format!("{{\"name\":\"{name}\",\"version\":\"{stamp}\"}}\n").into_bytes(),
+        ),
+        ("latest-build-stamp".to_string(), format!("{stamp}\n").into_bytes()),
+    ];
+    files
+        .iter()
+        .map(|(f, data)| {
+            let p = dir.join(f);
+            std::fs::write(&p, data).unwrap();
+            p
+        })
+        .collect()
+}
+
+pub fn md5_hex(data: &[u8]) -> String {
+    use md5::{Digest, Md5};
+    hex::encode(Md5::digest(data))
+}

@@ -1,0 +1,276 @@
+//! Upload and fetch against a real S3 server (moto) on loopback.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use bits_store::s3::PART_SIZE;
+use bits_store::{Ctx, Dest, Error, FetchOptions, Reporter, S3Env, UploadOptions, fetch, upload};
+use common::{Moto, STAMP, make_bits, md5_hex};
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjPath;
+use object_store::{Attribute, Attributes, GetOptions, ObjectStore, ObjectStoreExt, PutOptions};
+
+const BUCKET: &str = "bits";
+
+fn opts(moto: &Moto, bits: &Path, dest: &str) -> UploadOptions {
+    UploadOptions {
+        bits_dir: bits.to_path_buf(),
+        names: vec!["triton-api".into()],
+        dest: Dest::parse(dest).unwrap(),
+        prefix: String::new(),
+        branch: Some("master".into()),
+        allow_dirty: false,
+        s3_env: S3Env::from_pairs(moto.env()),
+    }
+}
+
+fn ctx() -> std::sync::Arc<Ctx> {
+    Ctx::new(4, Reporter::Quiet, None)
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().unwrap()
+}
+
+/// A plain client for looking behind the library's back.
+fn client(moto: &Moto) -> object_store::aws::AmazonS3 {
+    AmazonS3Builder::new()
+        .with_bucket_name(BUCKET)
+        .with_region("us-east-1")
+        .with_access_key_id("testing")
+        .with_secret_access_key("testing")
+        .with_endpoint(moto.endpoint())
+        .with_allow_http(true)
+        .build()
+        .unwrap()
+}
+
+/// key -> (md5 of body, md5 metadata, e_tag)
+async fn objects(s3: &object_store::aws::AmazonS3) -> BTreeMap<String, (String, Option<String>, Option<String>)> {
+    let metas: Vec<_> = s3.list(None).try_collect().await.unwrap();
+    let mut out = BTreeMap::new();
+    for m in metas {
+        let r = s3.get(&m.location).await.unwrap();
+        let meta = r
+            .attributes
+            .get(&Attribute::Metadata("md5".into()))
+            .map(|v| v.to_string());
+        let body = r.bytes().await.unwrap();
+        out.insert(m.location.to_string(), (md5_hex(&body), meta, m.e_tag));
+    }
+    out
+}
+
+#[test]
+fn exact_layout_pointer_and_rerun_no_op() {
+    let moto = Moto::start();
+    moto.create_bucket(BUCKET);
+    let tmp = tempfile::tempdir().unwrap();
+    let bits = tmp.path().join("bits");
+    // Bigger than one part: exercises multipart.
+    let files = make_bits(&bits, "triton-api", STAMP, 2 * PART_SIZE + 12345);
+    let o = opts(&moto, &bits, "s3://bits/public/builds");
+    let rep = rt().block_on(upload(&o, ctx())).unwrap();
+    assert_eq!((rep.stored, rep.skipped), (4, 0));
+
+    let s3 = client(&moto);
+    let got = rt().block_on(objects(&s3));
+    let base = "public/builds/triton-api";
+    let mut want: BTreeMap<String, String> = BTreeMap::new();
+    let mut sums = Vec::new();
+    for f in &files {
+        let n = f.file_name().unwrap().to_str().unwrap();
+        let md5 = md5_hex(&std::fs::read(f).unwrap());
+        want.insert(format!("{base}/{STAMP}/triton-api/{n}"), md5.clone());
+        sums.push((n.to_string(), md5));
+    }
+    sums.sort();
+    let sums: String = sums
+        .iter()
+        .map(|(n, m)| format!("{m}  triton-api/{n}\n"))
+        .collect();
+    let pointer = format!("/bits/{base}/{STAMP}\n");
+    want.insert(format!("{base}/{STAMP}/md5sums.txt"), md5_hex(sums.as_bytes()));
+    want.insert(format!("{base}/master-latest"), md5_hex(pointer.as_bytes()));
+    let got_md5: BTreeMap<String, String> =
+        got.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
+    assert_eq!(got_md5, want);
+    // Every data object carries its md5 as metadata.
+    for (k, (md5, meta, _)) in &got {
+        if k.contains("/triton-api/triton-api") || k.ends_with("latest-build-stamp") {
+            assert_eq!(meta.as_deref(), Some(md5.as_str()), "{k}");
+        }
+    }
+    let body = rt()
+        .block_on(async {
+            s3.get(&ObjPath::from(format!("{base}/{STAMP}/md5sums.txt")))
+                .await
+                .unwrap()
+                .bytes()
+                .await
+        })
+        .unwrap();
+    assert_eq!(std::str::from_utf8(&body).unwrap(), sums);
+
+    // artifacts.txt names s3:// URLs.
+    let arts = std::fs::read_to_string(bits.join("artifacts.txt")).unwrap();
+    assert!(arts.lines().all(|l| l.starts_with("s3://bits/public/builds/triton-api/")), "{arts}");
+    assert_eq!(arts.lines().count(), 6);
+
+    // Rerun: nothing stored, nothing rewritten (same e_tags).
+    let rep = rt().block_on(upload(&o, ctx())).unwrap();
+    assert_eq!((rep.stored, rep.skipped), (0, 4));
+    let again = rt().block_on(objects(&s3));
+    assert_eq!(again, got);
+}
+
+#[test]
+fn changed_file_refused_and_foreign_objects_hashed() {
+    let moto = Moto::start();
+    moto.create_bucket(BUCKET);
+    let tmp = tempfile::tempdir().unwrap();
+    let bits = tmp.path().join("bits");
+    let files = make_bits(&bits, "triton-api", STAMP, 50_000);
+    let s3 = client(&moto);
+    let key = |f: &Path| {
+        ObjPath::from(format!(
+            "triton-api/{STAMP}/triton-api/{}",
+            f.file_name().unwrap().to_str().unwrap()
+        ))
+    };
+    // Objects put by another tool, without md5 metadata: one identical,
+    // one different. The identical one is recognised by hashing it.
+    rt().block_on(async {
+        s3.put(&key(&files[0]), std::fs::read(&files[0]).unwrap().into())
+            .await
+            .unwrap();
+        s3.put(&key(&files[1]), b"someone else's bytes".to_vec().into())
+            .await
+            .unwrap();
+    });
+    let before = rt().block_on(objects(&s3));
+    let o = opts(&moto, &bits, "s3://bits");
+    let err = rt().block_on(upload(&o, ctx())).unwrap_err();
+    assert!(matches!(err, Error::Immutable { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains(&key(&files[1]).to_string()) && !msg.contains('\n'), "{msg}");
+    assert_eq!(rt().block_on(objects(&s3)), before, "nothing else may change");
+
+    // With the conflicting object gone, the identical foreign one is kept.
+    rt().block_on(s3.delete(&key(&files[1]))).unwrap();
+    let rep = rt().block_on(upload(&o, ctx())).unwrap();
+    assert_eq!((rep.stored, rep.skipped), (3, 1));
+}
+
+#[test]
+fn fetch_round_trip_and_md5_mismatch() {
+    let moto = Moto::start();
+    moto.create_bucket(BUCKET);
+    let tmp = tempfile::tempdir().unwrap();
+    let bits = tmp.path().join("bits");
+    let files = make_bits(&bits, "triton-api", STAMP, PART_SIZE + 1);
+    let o = opts(&moto, &bits, "s3://bits/builds");
+    rt().block_on(upload(&o, ctx())).unwrap();
+
+    let fo = |out: &Path| FetchOptions {
+        dest: o.dest.clone(),
+        prefix: String::new(),
+        name: "triton-api".into(),
+        branch: Some("master".into()),
+        stamp: None,
+        out: out.to_path_buf(),
+        s3_env: o.s3_env.clone(),
+    };
+    let out = tmp.path().join("out");
+    let rep = rt().block_on(fetch(&fo(&out), ctx())).unwrap();
+    assert_eq!(rep.stamp, STAMP);
+    for f in &files {
+        let got = out.join("triton-api").join(f.file_name().unwrap());
+        assert_eq!(std::fs::read(got).unwrap(), std::fs::read(f).unwrap());
+    }
+
+    // Corrupt the stored manifest, keeping its md5 metadata as it was.
+    let s3 = client(&moto);
+    let name = files[2].file_name().unwrap().to_str().unwrap();
+    let key = ObjPath::from(format!("builds/triton-api/{STAMP}/triton-api/{name}"));
+    rt().block_on(async {
+        let meta = s3
+            .get_opts(&key, GetOptions { head: true, ..Default::default() })
+            .await
+            .unwrap()
+            .attributes;
+        let mut attrs = Attributes::new();
+        for (k, v) in meta.iter() {
+            attrs.insert(k.clone(), v.clone());
+        }
+        let opts = PutOptions { attributes: attrs, ..Default::default() };
+        s3.put_opts(&key, b"{\"tampered\":true}\n".to_vec().into(), opts)
+            .await
+            .unwrap();
+    });
+    let out2 = tmp.path().join("out2");
+    let err = rt().block_on(fetch(&fo(&out2), ctx())).unwrap_err();
+    assert!(matches!(err, Error::Mismatch { .. }), "{err}");
+    assert!(err.to_string().contains(name), "{err}");
+    assert!(!out2.join("triton-api").join(name).exists());
+
+    rt().block_on(s3.delete(&key)).unwrap();
+    let err = rt().block_on(fetch(&fo(&tmp.path().join("out3")), ctx())).unwrap_err();
+    assert!(matches!(err, Error::MissingObject { .. }), "{err}");
+}
+
+#[test]
+fn credentials_endpoint_and_bucket_errors_are_one_clear_line() {
+    let moto = Moto::start();
+    moto.create_bucket(BUCKET);
+    let tmp = tempfile::tempdir().unwrap();
+    let bits = tmp.path().join("bits");
+    make_bits(&bits, "triton-api", STAMP, 1000);
+
+    let one_line = |e: &Error| {
+        let s = e.to_string();
+        assert!(!s.contains('\n'), "{s}");
+        s
+    };
+
+    let mut o = opts(&moto, &bits, "s3://bits");
+    o.s3_env = S3Env::from_pairs(
+        moto.env()
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with("AWS_ACCESS") && !k.starts_with("AWS_SECRET")),
+    );
+    let err = rt().block_on(upload(&o, ctx())).unwrap_err();
+    assert!(matches!(err, Error::MissingCredentials { .. }) && err.is_input(), "{err}");
+    assert!(one_line(&err).contains("AWS_ACCESS_KEY_ID"));
+
+    let o = opts(&moto, &bits, "s3://no-such-bucket/x");
+    let err = rt().block_on(upload(&o, ctx())).unwrap_err();
+    assert!(matches!(err, Error::NoBucket { .. }) && err.is_input(), "{err}");
+    assert!(one_line(&err).contains("no-such-bucket"));
+
+    // Nothing listens on a port we just freed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut o = opts(&moto, &bits, "s3://bits");
+    let mut env = moto.env();
+    env.push(("AWS_ENDPOINT_URL".into(), format!("http://127.0.0.1:{port}")));
+    o.s3_env = S3Env::from_pairs(env);
+    let err = rt().block_on(upload(&o, ctx())).unwrap_err();
+    assert!(matches!(err, Error::Remote { .. }) && !err.is_input(), "{err}");
+    let msg = one_line(&err);
+    assert!(msg.contains(&format!("127.0.0.1:{port}")), "{msg}");
+
+    for bad in ["s3://", "s3://UPPER/x", "ftp://host/x", "file://relative"] {
+        let err = Dest::parse(bad).unwrap_err();
+        assert!(err.is_input() && one_line(&err).contains("--dest"), "{err}");
+    }
+    // None of it wrote anything.
+    assert!(!bits.join("artifacts.txt").exists());
+    assert!(rt().block_on(objects(&client(&moto))).is_empty());
+}

@@ -67,7 +67,12 @@ pub fn run(cmd: ImageCmd) -> Result<()> {
         ImageCmd::List => {
             for name in definition::list_images(&root)? {
                 let def = definition::load(&root, &name)?;
-                println!("{:<24} {:<5} {}", def.name, def.kind.as_str(), def.description);
+                println!(
+                    "{:<24} {:<5} {}",
+                    def.name,
+                    def.kind.as_str(),
+                    def.description
+                );
             }
             Ok(())
         }
@@ -133,8 +138,18 @@ fn run_build(root: PathBuf, args: BuildArgs) -> Result<()> {
     );
     match (&report.zfs, &report.zfs_skipped) {
         (Some(z), _) => {
-            println!("image: {} ({} bytes, sha1 {})", z.image_file.display(), z.size, z.sha1);
-            println!("manifest: {} (uuid {}, version {})", z.manifest_file.display(), z.uuid, z.version);
+            println!(
+                "image: {} ({} bytes, sha1 {})",
+                z.image_file.display(),
+                z.size,
+                z.sha1
+            );
+            println!(
+                "manifest: {} (uuid {}, version {})",
+                z.manifest_file.display(),
+                z.uuid,
+                z.version
+            );
         }
         (None, Some(why)) => println!("ZFS stage skipped: {why}"),
         (None, None) => {}

@@ -51,10 +51,19 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            let pipeline = e.chain().find_map(|c| c.downcast_ref::<zone_image::Error>());
+            let pipeline = e
+                .chain()
+                .find_map(|c| c.downcast_ref::<zone_image::Error>());
             match pipeline {
                 Some(zone_image::Error::Interrupted) => ExitCode::from(EXIT_INTERRUPTED),
                 Some(p) if p.is_input() => ExitCode::from(EXIT_INPUT),
+                _ if e.chain().any(|c| {
+                    c.downcast_ref::<bits_store::Error>()
+                        .is_some_and(|b| b.is_input())
+                }) =>
+                {
+                    ExitCode::from(EXIT_INPUT)
+                }
                 _ => ExitCode::from(1),
             }
         }

@@ -125,7 +125,9 @@ pub fn run(cmd: OpenapiCmd) -> Result<()> {
             }
             OpenapiCmd::Check => match current {
                 Some(c) if c == fresh => println!("ok: {}", path.display()),
-                Some(_) => drifted.push(format!("{} has drifted from its API trait", path.display())),
+                Some(_) => {
+                    drifted.push(format!("{} has drifted from its API trait", path.display()))
+                }
                 None => drifted.push(format!("{} is missing", path.display())),
             },
         }

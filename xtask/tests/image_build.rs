@@ -33,7 +33,11 @@ fn git(dir: &Path, args: &[&str]) {
         .args(args)
         .output()
         .expect("git runs");
-    assert!(ok.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
 }
 
 const IMAGE_TOML: &str = r#"
@@ -110,7 +114,10 @@ impl Fixture {
             &ws.join("hello/Cargo.toml"),
             "[package]\nname = \"hello\"\nversion = \"0.1.0\"\nedition = \"2024\"\n",
         );
-        write(&ws.join("hello/src/main.rs"), "fn main() { println!(\"hello\"); }\n");
+        write(
+            &ws.join("hello/src/main.rs"),
+            "fn main() { println!(\"hello\"); }\n",
+        );
         write(&ws.join(".gitignore"), "/target\n/bits\n");
         let postboot = fs::read_to_string(repo_root().join("smf/manifests/postboot.xml"))
             .expect("shared postboot manifest");
@@ -164,7 +171,14 @@ impl Fixture {
     }
 
     fn build(&self, extra: &[&str], envs: &[(&str, &str)]) -> Output {
-        let mut args = vec!["image", "build", "demo", "--cargo-profile", "dev", "--no-zfs"];
+        let mut args = vec![
+            "image",
+            "build",
+            "demo",
+            "--cargo-profile",
+            "dev",
+            "--no-zfs",
+        ];
         args.extend_from_slice(extra);
         self.xtask(&args, envs)
     }
@@ -184,7 +198,12 @@ fn tarball(dir: &Path) -> PathBuf {
         .map(|e| e.expect("entry").path())
         .filter(|p| p.to_string_lossy().ends_with(".tar.gz"))
         .collect();
-    assert_eq!(found.len(), 1, "one tarball in {}: {found:?}", dir.display());
+    assert_eq!(
+        found.len(),
+        1,
+        "one tarball in {}: {found:?}",
+        dir.display()
+    );
     found.remove(0)
 }
 
@@ -204,7 +223,11 @@ fn entries(listing: &str) -> Vec<(String, String, String)> {
         .lines()
         .map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            (f[0].to_string(), f[1].to_string(), f[f.len() - 1].to_string())
+            (
+                f[0].to_string(),
+                f[1].to_string(),
+                f[f.len() - 1].to_string(),
+            )
         })
         .collect()
 }
@@ -222,7 +245,10 @@ fn builds_the_package_tarball() {
     let parts: Vec<&str> = stamp.splitn(3, '-').collect();
     assert_eq!(parts[0], "master", "{stamp}");
     assert!(parts[1].len() == 16 && parts[1].ends_with('Z'), "{stamp}");
-    assert!(parts[2].starts_with('g') && !stamp.ends_with("-dirty"), "{stamp}");
+    assert!(
+        parts[2].starts_with('g') && !stamp.ends_with("-dirty"),
+        "{stamp}"
+    );
     let tb = tarball(&dir);
     assert_eq!(
         tb.file_name().and_then(|n| n.to_str()),
@@ -239,10 +265,22 @@ fn builds_the_package_tarball() {
     };
     assert_eq!(find("root/opt/smartdc/demo/bin/hello").0, "-rwxr-xr-x");
     assert_eq!(find("root/opt/smartdc/boot/setup.sh").0, "-rwxr-xr-x");
-    assert_eq!(find("root/opt/custom/smf/manifests/demo.xml").0, "-rw-r--r--");
-    assert_eq!(find("root/opt/custom/smf/manifests/postboot.xml").0, "-rw-r--r--");
-    assert_eq!(find("root/opt/smartdc/demo/sapi_manifests/demo/template").0, "-rw-r--r--");
-    assert_eq!(find("root/opt/smartdc/demo/lib/sub/more.txt").0, "-rw-r--r--");
+    assert_eq!(
+        find("root/opt/custom/smf/manifests/demo.xml").0,
+        "-rw-r--r--"
+    );
+    assert_eq!(
+        find("root/opt/custom/smf/manifests/postboot.xml").0,
+        "-rw-r--r--"
+    );
+    assert_eq!(
+        find("root/opt/smartdc/demo/sapi_manifests/demo/template").0,
+        "-rw-r--r--"
+    );
+    assert_eq!(
+        find("root/opt/smartdc/demo/lib/sub/more.txt").0,
+        "-rw-r--r--"
+    );
     assert_eq!(find("root/opt/smartdc/demo/lib/sub").0, "drwxr-xr-x");
     assert_eq!(find("site/.do-not-delete-me").0, "-rw-r--r--");
     for (_, owner, path) in &e {
@@ -337,13 +375,25 @@ fn toml(img: &Path) -> PathBuf {
 const CASES: &[Case] = &[
     Case {
         what: "unknown key",
-        breakit: |i| edit(&toml(i), "os = \"smartos\"", "os = \"smartos\"\ncolour = \"red\""),
+        breakit: |i| {
+            edit(
+                &toml(i),
+                "os = \"smartos\"",
+                "os = \"smartos\"\ncolour = \"red\"",
+            )
+        },
         file: "image.toml",
         key: "colour",
     },
     Case {
         what: "unknown key in a table",
-        breakit: |i| edit(&toml(i), "package = \"hello\"", "package = \"hello\"\nstrip = true"),
+        breakit: |i| {
+            edit(
+                &toml(i),
+                "package = \"hello\"",
+                "package = \"hello\"\nstrip = true",
+            )
+        },
         file: "image.toml",
         key: "cargo[0].strip",
     },
@@ -361,7 +411,13 @@ const CASES: &[Case] = &[
     },
     Case {
         what: "relative destination",
-        breakit: |i| edit(&toml(i), "dest = \"/opt/smartdc/demo/lib\"", "dest = \"opt/lib\""),
+        breakit: |i| {
+            edit(
+                &toml(i),
+                "dest = \"/opt/smartdc/demo/lib\"",
+                "dest = \"opt/lib\"",
+            )
+        },
         file: "image.toml",
         key: "files[4].dest",
     },
@@ -417,7 +473,13 @@ const CASES: &[Case] = &[
     },
     Case {
         what: "SMF manifest invalid against the DTD",
-        breakit: |i| edit(&i.join("smf/demo.xml"), " timeout_seconds=\"60\"/>\n    <exec_method type=\"method\" name=\"refresh\"", "/>\n    <exec_method type=\"method\" name=\"refresh\""),
+        breakit: |i| {
+            edit(
+                &i.join("smf/demo.xml"),
+                " timeout_seconds=\"60\"/>\n    <exec_method type=\"method\" name=\"refresh\"",
+                "/>\n    <exec_method type=\"method\" name=\"refresh\"",
+            )
+        },
         file: "smf/demo.xml",
         key: "files[2]",
     },
@@ -429,25 +491,47 @@ const CASES: &[Case] = &[
     },
     Case {
         what: "SMF exec path not in the proto",
-        breakit: |i| edit(&i.join("smf/demo.xml"), "/opt/smartdc/demo/bin/hello", "/opt/smartdc/demo/bin/missing"),
+        breakit: |i| {
+            edit(
+                &i.join("smf/demo.xml"),
+                "/opt/smartdc/demo/bin/hello",
+                "/opt/smartdc/demo/bin/missing",
+            )
+        },
         file: "smf/demo.xml",
         key: "exec_method[start].exec",
     },
     Case {
         what: "SMF exec path not executable",
-        breakit: |i| edit(&i.join("smf/demo.xml"), "/opt/smartdc/demo/bin/hello", "/opt/smartdc/demo/lib/data.txt"),
+        breakit: |i| {
+            edit(
+                &i.join("smf/demo.xml"),
+                "/opt/smartdc/demo/bin/hello",
+                "/opt/smartdc/demo/lib/data.txt",
+            )
+        },
         file: "smf/demo.xml",
         key: "exec_method[start].exec",
     },
     Case {
         what: "SAPI manifest without path",
-        breakit: |i| write(&i.join("sapi_manifests/demo/manifest.json"), r#"{"name": "demo"}"#),
+        breakit: |i| {
+            write(
+                &i.join("sapi_manifests/demo/manifest.json"),
+                r#"{"name": "demo"}"#,
+            )
+        },
         file: "sapi_manifests/demo/manifest.json",
         key: "path",
     },
     Case {
         what: "SAPI template that does not compile",
-        breakit: |i| write(&i.join("sapi_manifests/demo/template"), "{{#auto}}{{ADMIN_IP}}\n"),
+        breakit: |i| {
+            write(
+                &i.join("sapi_manifests/demo/template"),
+                "{{#auto}}{{ADMIN_IP}}\n",
+            )
+        },
         file: "sapi_manifests/demo/template",
         key: "template",
     },
@@ -459,7 +543,13 @@ const CASES: &[Case] = &[
     },
     Case {
         what: "invalid origin UUID",
-        breakit: |i| edit(&toml(i), "41bd4100-eb86-409a-85b0-e649aadf6f62", "41bd4100-nope"),
+        breakit: |i| {
+            edit(
+                &toml(i),
+                "41bd4100-eb86-409a-85b0-e649aadf6f62",
+                "41bd4100-nope",
+            )
+        },
         file: "image.toml",
         key: "origin",
     },
@@ -477,7 +567,13 @@ const CASES: &[Case] = &[
     },
     Case {
         what: "binary without its run bit",
-        breakit: |i| edit(&toml(i), "dest = \"/opt/smartdc/demo/bin/hello\"", "dest = \"/opt/smartdc/demo/bin/hello\"\nmode = \"0644\""),
+        breakit: |i| {
+            edit(
+                &toml(i),
+                "dest = \"/opt/smartdc/demo/bin/hello\"",
+                "dest = \"/opt/smartdc/demo/bin/hello\"\nmode = \"0644\"",
+            )
+        },
         file: "image.toml",
         key: "cargo[0].mode",
     },
@@ -501,13 +597,25 @@ const CASES: &[Case] = &[
     },
     Case {
         what: "zone image without an origin",
-        breakit: |i| edit(&toml(i), "origin = \"41bd4100-eb86-409a-85b0-e649aadf6f62\"\n", ""),
+        breakit: |i| {
+            edit(
+                &toml(i),
+                "origin = \"41bd4100-eb86-409a-85b0-e649aadf6f62\"\n",
+                "",
+            )
+        },
         file: "image.toml",
         key: "origin",
     },
     Case {
         what: "file below a path another entry makes a file",
-        breakit: |i| edit(&toml(i), "dest = \"/.do-not-delete-me\"", "dest = \"/.do-not-delete-me\"\n\n[[files]]\ncontent = \"x\"\ndest = \"/opt/smartdc/demo/bin/hello/x\""),
+        breakit: |i| {
+            edit(
+                &toml(i),
+                "dest = \"/.do-not-delete-me\"",
+                "dest = \"/.do-not-delete-me\"\n\n[[files]]\ncontent = \"x\"\ndest = \"/opt/smartdc/demo/bin/hello/x\"",
+            )
+        },
         file: "image.toml",
         key: "files[6].dest",
     },
@@ -533,7 +641,17 @@ fn broken_definitions_fail_with_one_line_and_write_nothing() {
         fs::remove_dir_all(fx.image()).expect("reset");
         copy_tree(&pristine, &fx.image());
         (case.breakit)(&fx.image());
-        for cmd in [&["image", "check", "demo"][..], &["image", "build", "demo", "--cargo-profile", "dev", "--no-zfs"][..]] {
+        for cmd in [
+            &["image", "check", "demo"][..],
+            &[
+                "image",
+                "build",
+                "demo",
+                "--cargo-profile",
+                "dev",
+                "--no-zfs",
+            ][..],
+        ] {
             let out = fx.xtask(cmd, &[]);
             let err = stderr(&out);
             let lines: Vec<&str> = err

@@ -631,7 +631,7 @@ impl ImgapiApi for ImgapiServer {
                 ));
             }
         }
-        let stream = body.into_stream().map(|r| r.map_err(ImgapiError::from));
+        let stream = std::pin::pin!(body.into_stream().map(|r| r.map_err(ImgapiError::from)));
         let (sha1, size) = receive_file(&ctx, &uuid, stream, q.sha1.as_deref(), q.size).await?;
         let mut images = ctx.images.lock().await;
         let img = lookup(&mut images, &uuid, &channel)?;
@@ -694,8 +694,8 @@ impl ImgapiApi for ImgapiServer {
     }
 }
 
-fn hyper_frame(b: bytes::Bytes) -> hyper::body::Frame<bytes::Bytes> {
-    hyper::body::Frame::data(b)
+fn hyper_frame(b: bytes::Bytes) -> http_body::Frame<bytes::Bytes> {
+    http_body::Frame::data(b)
 }
 
 /// Stream an upload to a temporary file, hashing as it goes; refuse it
@@ -796,29 +796,21 @@ async fn import_remote(
     }
     let (base, remote_channel) = split_source(source)?;
     let client = imgapi_client::Client::new_with_client(&base, ctx.http.clone(), Default::default());
-    let remote = |e: imgapi_client::Error<ImgapiError>| {
+    let remote = |e: &dyn std::fmt::Display| {
         ImgapiError::remote_source(format!("{base}: image {uuid}: {e}"))
     };
-    let mut manifest = client
-        .get_image()
-        .uuid(uuid)
-        .channel(remote_channel.clone())
-        .send()
-        .await
-        .map_err(remote)?
-        .into_inner();
+    let mut get = client.get_image().uuid(uuid);
+    let mut get_file = client.get_image_file().uuid(uuid);
+    if let Some(c) = remote_channel {
+        get = get.channel(c.clone());
+        get_file = get_file.channel(c);
+    }
+    let mut manifest = get.send().await.map_err(|e| remote(&e))?.into_inner();
     let file = manifest.files.first().cloned().ok_or_else(|| {
         ImgapiError::remote_source(format!("{base}: image {uuid} has no file"))
     })?;
     check_origin(&*ctx.images.lock().await, &manifest)?;
-    let body = client
-        .get_image_file()
-        .uuid(uuid)
-        .channel(remote_channel)
-        .send()
-        .await
-        .map_err(remote)?
-        .into_inner();
+    let body = get_file.send().await.map_err(|e| remote(&e))?.into_inner();
     let stream = body
         .into_inner()
         .map(|r| r.map_err(|e| ImgapiError::download(format!("downloading image {uuid}: {e}"))));
@@ -827,8 +819,8 @@ async fn import_remote(
         .map_err(|e| ImgapiError::remote_source(format!("{base}: image {uuid}: {}", e.message)))?;
     manifest.files = vec![file];
     manifest.channels = Some(vec![channel]);
-    let activated = manifest.state != ImageState::Unactivated;
-    compute_state(&mut manifest, activated || manifest.published_at.is_some());
+    // AdminImportRemoteImage leaves the image active.
+    compute_state(&mut manifest, true);
     manifest.published_at.get_or_insert_with(Utc::now);
     let mut images = ctx.images.lock().await;
     if images.contains_key(&uuid) {

@@ -150,7 +150,11 @@ mod tests {
         let text = GOOD.replace("us-east-1", " ");
         assert!(err(&text).starts_with("/etc/c.json: field 'datacenter_name': "));
         let text = GOOD.replace(r#""admin_ip""#, r#""extra": 1, "admin_ip""#);
-        assert!(err(&text).starts_with("/etc/c.json: field 'extra': "), "{}", err(&text));
+        assert!(
+            err(&text).starts_with("/etc/c.json: field 'extra': "),
+            "{}",
+            err(&text)
+        );
         assert!(err("{").starts_with("/etc/c.json: not valid JSON"));
     }
 }

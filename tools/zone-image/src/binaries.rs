@@ -33,7 +33,13 @@ pub fn workspace_packages(workspace: &Path) -> Result<Vec<String>> {
         name: String,
     }
     let out = Command::new(cargo())
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(workspace)
         .output()
         .map_err(|e| Error::Command(format!("running cargo metadata: {e}")))?;
@@ -74,7 +80,11 @@ pub fn build(def: &ImageDef, opts: &CargoOptions) -> Result<HashMap<(String, Str
     }
     let mut cmd = Command::new(cargo());
     cmd.current_dir(&def.workspace)
-        .args(["build", "--message-format=json-render-diagnostics", "--profile"])
+        .args([
+            "build",
+            "--message-format=json-render-diagnostics",
+            "--profile",
+        ])
         .arg(&opts.profile);
     if let Some(t) = &opts.target {
         cmd.args(["--target", t]);
@@ -129,7 +139,10 @@ pub fn build(def: &ImageDef, opts: &CargoOptions) -> Result<HashMap<(String, Str
 }
 
 /// Why a binary would make this a dev image, if it would.
-pub fn dev_reason(def: &ImageDef, binaries: &HashMap<(String, String), PathBuf>) -> Result<Option<String>> {
+pub fn dev_reason(
+    def: &ImageDef,
+    binaries: &HashMap<(String, String), PathBuf>,
+) -> Result<Option<String>> {
     if def.kind != Kind::Zone || def.os != Os::Smartos {
         return Ok(None);
     }
@@ -152,8 +165,7 @@ pub fn dev_reason(def: &ImageDef, binaries: &HashMap<(String, String), PathBuf>)
 /// PT_INTERP of an ELF file (`None` for a static binary).
 pub fn elf_interpreter(path: &Path) -> Result<Option<String>> {
     let bytes = std::fs::read(path).io_context(|| format!("reading {}", path.display()))?;
-    let elf = goblin::elf::Elf::parse(&bytes).map_err(|e| {
-        Error::Command(format!("{} is not an ELF binary: {e}", path.display()))
-    })?;
+    let elf = goblin::elf::Elf::parse(&bytes)
+        .map_err(|e| Error::Command(format!("{} is not an ELF binary: {e}", path.display())))?;
     Ok(elf.interpreter.map(str::to_string))
 }

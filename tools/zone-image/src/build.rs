@@ -139,7 +139,9 @@ pub fn build(opts: &BuildOptions, progress: &mut dyn FnMut(&str)) -> Result<Buil
     };
     if let Some(z) = &zfs {
         for p in [&z.image_file, &z.manifest_file] {
-            let len = fs::metadata(p).io_context(|| format!("reading {}", p.display()))?.len();
+            let len = fs::metadata(p)
+                .io_context(|| format!("reading {}", p.display()))?
+                .len();
             outputs.push((p.clone(), len));
         }
     }
@@ -190,7 +192,9 @@ fn cached_report(opts: &BuildOptions, rec: cache::Record) -> Result<BuildReport>
         tarball,
         tarball_sha1: sum.sha1,
         tarball_size: sum.size,
-        zfs_skipped: zfs.is_none().then(|| "not part of the cached build".to_string()),
+        zfs_skipped: zfs
+            .is_none()
+            .then(|| "not part of the cached build".to_string()),
         zfs,
         dev_reason: rec.dev_reason,
         cached: true,
@@ -205,7 +209,8 @@ fn zfs_from_manifest(image: &Path, manifest: &Path) -> Result<ZfsOutputs> {
             manifest.display()
         ))
     };
-    let text = fs::read_to_string(manifest).io_context(|| format!("reading {}", manifest.display()))?;
+    let text =
+        fs::read_to_string(manifest).io_context(|| format!("reading {}", manifest.display()))?;
     let m: serde_json::Value = serde_json::from_str(&text).map_err(|_| bad("not JSON"))?;
     let file = &m["files"][0];
     Ok(ZfsOutputs {
@@ -215,9 +220,17 @@ fn zfs_from_manifest(image: &Path, manifest: &Path) -> Result<ZfsOutputs> {
             .as_str()
             .and_then(|u| uuid::Uuid::parse_str(u).ok())
             .ok_or_else(|| bad("no uuid"))?,
-        sha1: file["sha1"].as_str().ok_or_else(|| bad("no files[0].sha1"))?.to_string(),
-        size: file["size"].as_u64().ok_or_else(|| bad("no files[0].size"))?,
-        version: m["version"].as_str().ok_or_else(|| bad("no version"))?.to_string(),
+        sha1: file["sha1"]
+            .as_str()
+            .ok_or_else(|| bad("no files[0].sha1"))?
+            .to_string(),
+        size: file["size"]
+            .as_u64()
+            .ok_or_else(|| bad("no files[0].size"))?,
+        version: m["version"]
+            .as_str()
+            .ok_or_else(|| bad("no version"))?
+            .to_string(),
     })
 }
 
@@ -251,12 +264,17 @@ fn input_key(
         .field("dirty", &[u8::from(git.dirty)])
         .field("mtime", &mtime.to_le_bytes())
         .field("profile", opts.cargo.profile.as_bytes())
-        .field("target", opts.cargo.target.as_deref().unwrap_or("").as_bytes())
+        .field(
+            "target",
+            opts.cargo.target.as_deref().unwrap_or("").as_bytes(),
+        )
         .field("no_zfs", &[u8::from(opts.no_zfs)])
         .field("zpool", opts.zfs.zpool.as_deref().unwrap_or("").as_bytes())
         .field(
             "zpool_env",
-            std::env::var("ZONE_IMAGE_ZPOOL").unwrap_or_default().as_bytes(),
+            std::env::var("ZONE_IMAGE_ZPOOL")
+                .unwrap_or_default()
+                .as_bytes(),
         )
         .field("skip_pkgsrc", &[u8::from(opts.zfs.skip_pkgsrc)]);
     for e in &plan.entries {

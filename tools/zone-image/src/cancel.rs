@@ -1,8 +1,8 @@
 //! Ctrl-C and SIGTERM handling. Stages poll [`check`] between steps and
 //! inside their copy loops, then unwind through their cleanup guards.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{Error, Result};
 

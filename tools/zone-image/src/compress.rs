@@ -177,7 +177,9 @@ mod tests {
     fn round_trip_and_hash() {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("x.gz");
-        let data: Vec<u8> = (0..3_000_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let data: Vec<u8> = (0..3_000_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
         let got = gzip_stream(&data[..], &dest, DEFAULT_LEVEL).unwrap();
         let on_disk = sha1_file(&dest).unwrap();
         assert_eq!(got, on_disk);

@@ -240,7 +240,8 @@ pub fn load(workspace: &Path, name: &str) -> Result<ImageDef> {
             format!("no image named '{name}' (expected a definition at this path)"),
         ));
     }
-    let text = std::fs::read_to_string(&file).io_context(|| format!("reading {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(&file).io_context(|| format!("reading {}", file.display()))?;
     parse(workspace, &dir, &file, &text)
 }
 
@@ -275,11 +276,15 @@ pub fn parse(workspace: &Path, dir: &Path, file: &Path, text: &str) -> Result<Im
     }
 
     let origin = match (&raw.origin, raw.kind) {
-        (Some(o), _) => Some(Uuid::parse_str(o).map_err(|_| {
-            err("origin", format!("expected an image UUID, got '{o}'"))
-        })?),
+        (Some(o), _) => Some(
+            Uuid::parse_str(o)
+                .map_err(|_| err("origin", format!("expected an image UUID, got '{o}'")))?,
+        ),
         (None, Kind::Zone) => {
-            return Err(err("origin", "a zone image needs an origin image UUID".into()));
+            return Err(err(
+                "origin",
+                "a zone image needs an origin image UUID".into(),
+            ));
         }
         (None, Kind::Tool) => None,
     };
@@ -288,7 +293,10 @@ pub fn parse(workspace: &Path, dir: &Path, file: &Path, text: &str) -> Result<Im
     for (i, c) in raw.cargo.iter().enumerate() {
         let key = format!("cargo[{i}]");
         if c.package.trim().is_empty() {
-            return Err(err(&format!("{key}.package"), "expected a package name".into()));
+            return Err(err(
+                &format!("{key}.package"),
+                "expected a package name".into(),
+            ));
         }
         let dest = zone_path(&c.dest).map_err(|m| err(&format!("{key}.dest"), m))?;
         let mode = match &c.mode {
@@ -331,7 +339,10 @@ pub fn parse(workspace: &Path, dir: &Path, file: &Path, text: &str) -> Result<Im
             }
             (None, Some(content)) => FileSource::Content(content.clone()),
             (Some(_), Some(_)) => {
-                return Err(err(&key, "expected one of 'src' or 'content', not both".into()));
+                return Err(err(
+                    &key,
+                    "expected one of 'src' or 'content', not both".into(),
+                ));
             }
             (None, None) => {
                 return Err(err(&key, "expected 'src' or 'content'".into()));
@@ -389,9 +400,8 @@ pub fn parse(workspace: &Path, dir: &Path, file: &Path, text: &str) -> Result<Im
 }
 
 fn deserialize(file: &Path, text: &str) -> Result<RawDef> {
-    let de = toml::Deserializer::parse(text).map_err(|e| {
-        Error::input(file, location(text, e.span()), one_line(e.message()))
-    })?;
+    let de = toml::Deserializer::parse(text)
+        .map_err(|e| Error::input(file, location(text, e.span()), one_line(e.message())))?;
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
@@ -399,8 +409,14 @@ fn deserialize(file: &Path, text: &str) -> Result<RawDef> {
         // serde reports unknown and missing keys in the message, with the
         // path pointing at the enclosing table.
         let key = match backticked(&message) {
-            Some(k) if message.starts_with("unknown field") || message.starts_with("missing field") => {
-                if path == "." { k } else { format!("{path}.{k}") }
+            Some(k)
+                if message.starts_with("unknown field") || message.starts_with("missing field") =>
+            {
+                if path == "." {
+                    k
+                } else {
+                    format!("{path}.{k}")
+                }
             }
             _ if path == "." => location(text, inner.span()),
             _ => path,
@@ -450,7 +466,9 @@ pub fn parse_mode(s: &str) -> Result<u32, String> {
     let digits = s.strip_prefix("0o").unwrap_or(s);
     match u32::from_str_radix(digits, 8) {
         Ok(m) if m <= 0o7777 && !digits.is_empty() => Ok(m),
-        _ => Err(format!("expected an octal mode such as \"0755\", got \"{s}\"")),
+        _ => Err(format!(
+            "expected an octal mode such as \"0755\", got \"{s}\""
+        )),
     }
 }
 
@@ -458,7 +476,9 @@ pub fn parse_mode(s: &str) -> Result<u32, String> {
 /// that could climb out of the zone root is refused.
 fn zone_path(dest: &str) -> Result<PathBuf, String> {
     if !dest.starts_with('/') {
-        return Err(format!("expected an absolute path inside the zone, got '{dest}'"));
+        return Err(format!(
+            "expected an absolute path inside the zone, got '{dest}'"
+        ));
     }
     let mut out = PathBuf::new();
     for c in Path::new(dest).components() {
@@ -472,7 +492,9 @@ fn zone_path(dest: &str) -> Result<PathBuf, String> {
         }
     }
     if out.as_os_str().is_empty() {
-        return Err(format!("'{dest}' names the zone root itself, expected a path below it"));
+        return Err(format!(
+            "'{dest}' names the zone root itself, expected a path below it"
+        ));
     }
     Ok(out)
 }
@@ -482,7 +504,9 @@ fn zone_path(dest: &str) -> Result<PathBuf, String> {
 fn relative_source(src: &str) -> Result<PathBuf, String> {
     let p = Path::new(src);
     if p.is_absolute() {
-        return Err(format!("expected a path relative to the image folder, got '{src}'"));
+        return Err(format!(
+            "expected a path relative to the image folder, got '{src}'"
+        ));
     }
     if p.components().any(|c| matches!(c, Component::ParentDir)) {
         return Err(format!(

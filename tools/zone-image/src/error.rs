@@ -22,7 +22,11 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn input(file: impl Into<PathBuf>, key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn input(
+        file: impl Into<PathBuf>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Error::Input {
             file: file.into(),
             key: key.into(),

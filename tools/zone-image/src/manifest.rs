@@ -103,7 +103,10 @@ impl Manifest {
         let string = |key: &str| -> Result<String> {
             match raw.get(key) {
                 Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-                Some(other) => Err(err(key, format!("expected a non-empty string, got {other}"))),
+                Some(other) => Err(err(
+                    key,
+                    format!("expected a non-empty string, got {other}"),
+                )),
                 None => Err(err(key, "missing".into())),
             }
         };
@@ -116,7 +119,12 @@ impl Manifest {
         let origin = match raw.get("origin") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(uuid_of("origin", s)?),
-            Some(other) => return Err(err("origin", format!("expected a UUID string, got {other}"))),
+            Some(other) => {
+                return Err(err(
+                    "origin",
+                    format!("expected a UUID string, got {other}"),
+                ));
+            }
         };
         Ok(Manifest {
             uuid,
@@ -135,7 +143,10 @@ impl Manifest {
         let f = match self.raw.get("files") {
             Some(Value::Array(files)) if !files.is_empty() => &files[0],
             Some(Value::Array(_)) | None => {
-                return Err(err("files", "expected one image file entry, the manifest has none".into()));
+                return Err(err(
+                    "files",
+                    "expected one image file entry, the manifest has none".into(),
+                ));
             }
             Some(other) => return Err(err("files", format!("expected an array, got {other}"))),
         };
@@ -215,12 +226,24 @@ pub fn build(m: &NewManifest<'_>) -> Value {
 
     // The definition's own value for each inheritable field, if any.
     let own: BTreeMap<&str, Option<Value>> = [
-        ("requirements", fields.requirements.clone().map(Value::Object)),
+        (
+            "requirements",
+            fields.requirements.clone().map(Value::Object),
+        ),
         ("users", fields.users.clone().map(Value::Array)),
-        ("billing_tags", fields.billing_tags.as_ref().map(|v| json!(v))),
+        (
+            "billing_tags",
+            fields.billing_tags.as_ref().map(|v| json!(v)),
+        ),
         ("traits", fields.traits.clone().map(Value::Object)),
-        ("generate_passwords", fields.generate_passwords.map(Value::Bool)),
-        ("inherited_directories", fields.inherited_directories.as_ref().map(|v| json!(v))),
+        (
+            "generate_passwords",
+            fields.generate_passwords.map(Value::Bool),
+        ),
+        (
+            "inherited_directories",
+            fields.inherited_directories.as_ref().map(|v| json!(v)),
+        ),
         ("nic_driver", fields.nic_driver.as_ref().map(|v| json!(v))),
         ("disk_driver", fields.disk_driver.as_ref().map(|v| json!(v))),
         ("cpu_type", fields.cpu_type.as_ref().map(|v| json!(v))),
@@ -267,7 +290,10 @@ pub fn build(m: &NewManifest<'_>) -> Value {
     out.insert("public".into(), json!(true));
     out.insert(
         "published_at".into(),
-        json!(m.published_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        json!(
+            m.published_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        ),
     );
     out.insert(
         "type".into(),
@@ -305,7 +331,10 @@ pub fn min_platform(def: &ImageDef) -> (Option<BTreeMap<String, String>>, Option
     if cfg!(target_os = "illumos")
         && let Some(stamp) = illumos_platform()
     {
-        return (Some(BTreeMap::from([(MIN_PLATFORM_SDC.to_string(), stamp)])), None);
+        return (
+            Some(BTreeMap::from([(MIN_PLATFORM_SDC.to_string(), stamp)])),
+            None,
+        );
     }
     match &def.manifest.min_platform {
         Some(mp) if !mp.is_empty() => (Some(mp.clone()), None),
@@ -322,7 +351,10 @@ pub fn min_platform(def: &ImageDef) -> (Option<BTreeMap<String, String>>, Option
 
 /// The platform stamp from `uname -v` ("joyent_20240101T000000Z").
 fn illumos_platform() -> Option<String> {
-    let out = std::process::Command::new("uname").arg("-v").output().ok()?;
+    let out = std::process::Command::new("uname")
+        .arg("-v")
+        .output()
+        .ok()?;
     let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let stamp = v.rsplit('_').next()?.to_string();
     (stamp.len() == 16 && stamp.ends_with('Z')).then_some(stamp)
@@ -373,7 +405,9 @@ mod tests {
 
     #[test]
     fn file_errors_name_the_key() {
-        let no_files = origin(r#"{"uuid":"41bd4100-eb86-409a-85b0-e649aadf6f62","name":"a","version":"1","files":[]}"#);
+        let no_files = origin(
+            r#"{"uuid":"41bd4100-eb86-409a-85b0-e649aadf6f62","name":"a","version":"1","files":[]}"#,
+        );
         let e = no_files.file().unwrap_err().to_string();
         assert!(e.starts_with("o.imgmanifest: files: "), "{e}");
         let lz4 = origin(
@@ -381,7 +415,10 @@ mod tests {
             "files":[{"sha1":"97f20b32c2016782257176fb58a35e5044f05840","size":1,"compression":"lz4"}]}"#,
         );
         let e = lz4.file().unwrap_err().to_string();
-        assert!(e.contains("files[0].compression: unsupported compression 'lz4'"), "{e}");
+        assert!(
+            e.contains("files[0].compression: unsupported compression 'lz4'"),
+            "{e}"
+        );
         let f = origin(ORIGIN).file().unwrap();
         assert_eq!((f.size, f.compression), (5, Compression::Gzip));
     }
@@ -421,7 +458,10 @@ tags = { a = "b" }
         assert_eq!(v["users"], json!([{"name": "admin"}]));
         assert_eq!(v["billing_tags"], json!(["x"]));
         assert_eq!(v["requirements"], json!({"brand": "joyent-minimal"}));
-        assert_eq!(v["tags"], json!({"a": "b", "smartdc_service": true, "dev_build": true}));
+        assert_eq!(
+            v["tags"],
+            json!({"a": "b", "smartdc_service": true, "dev_build": true})
+        );
         assert_eq!(v["origin"], json!("41bd4100-eb86-409a-85b0-e649aadf6f62"));
         assert_eq!(v["published_at"], json!("1970-01-01T00:00:00.000Z"));
         assert!(v.get("secret").is_none());

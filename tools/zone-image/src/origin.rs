@@ -97,7 +97,11 @@ impl Origins<'_> {
                 Image::Temp(download(&self.client()?, &url, &manifest, &file)?)
             }
         };
-        eprintln!("zone-image: receiving origin {} ({}) into {ds}", manifest.label(), uuid);
+        eprintln!(
+            "zone-image: receiving origin {} ({}) into {ds}",
+            manifest.label(),
+            uuid
+        );
         self.receive(&manifest, &file, image.path(), &ds)?;
         Ok(manifest)
     }
@@ -113,8 +117,12 @@ impl Origins<'_> {
         );
         let mut guard = DestroyOnDrop(Some(tmp.clone()));
         receive_image(path, file.compression, &tmp)?;
-        let json = serde_json::to_string(&manifest.raw)
-            .map_err(|e| Error::Command(format!("serializing the manifest of {}: {e}", manifest.uuid)))?;
+        let json = serde_json::to_string(&manifest.raw).map_err(|e| {
+            Error::Command(format!(
+                "serializing the manifest of {}: {e}",
+                manifest.uuid
+            ))
+        })?;
         if json.len() <= MAX_PROP_LEN {
             zfs::set(&tmp, MANIFEST_PROP, &json)?;
         }
@@ -160,14 +168,21 @@ impl Origins<'_> {
     fn not_found(&self, uuid: Uuid) -> Error {
         let mut looked = vec![format!("not in {}", self.pool)];
         match self.dir {
-            Some(d) => looked.push(format!("no *.imgmanifest with this uuid in {}", d.display())),
+            Some(d) => looked.push(format!(
+                "no *.imgmanifest with this uuid in {}",
+                d.display()
+            )),
             None => looked.push("no --origin-dir".into()),
         }
         match self.source {
             Some(s) => looked.push(format!("not on {s}")),
             None => looked.push("no --origin-source".into()),
         }
-        Error::input("origin", uuid.to_string(), format!("image not found: {}", looked.join("; ")))
+        Error::input(
+            "origin",
+            uuid.to_string(),
+            format!("image not found: {}", looked.join("; ")),
+        )
     }
 
     fn url(&self, src: &str, path: &str) -> String {
@@ -195,7 +210,10 @@ impl Origins<'_> {
             .text()
             .map_err(|e| Error::Command(format!("GET {url}: reading the body: {}", chain(&e))))?;
         if !status.is_success() {
-            return Err(Error::Command(format!("GET {url}: HTTP {status}: {}", snippet(&text))));
+            return Err(Error::Command(format!(
+                "GET {url}: HTTP {status}: {}",
+                snippet(&text)
+            )));
         }
         Manifest::parse(&url, &text).map(Some)
     }
@@ -278,10 +296,13 @@ impl Drop for DestroyOnDrop {
 
 /// Any `*.imgmanifest` in `dir` whose uuid matches, and its path.
 pub fn find_in_dir(dir: &Path, uuid: Uuid) -> Result<Option<(Manifest, PathBuf)>> {
-    let entries = std::fs::read_dir(dir).io_context(|| format!("reading --origin-dir {}", dir.display()))?;
+    let entries =
+        std::fs::read_dir(dir).io_context(|| format!("reading --origin-dir {}", dir.display()))?;
     let mut paths: Vec<PathBuf> = Vec::new();
     for e in entries {
-        let p = e.io_context(|| format!("reading {}", dir.display()))?.path();
+        let p = e
+            .io_context(|| format!("reading {}", dir.display()))?
+            .path();
         if p.extension().is_some_and(|x| x == "imgmanifest") {
             paths.push(p);
         }
@@ -289,10 +310,14 @@ pub fn find_in_dir(dir: &Path, uuid: Uuid) -> Result<Option<(Manifest, PathBuf)>
     paths.sort();
     let want = uuid.to_string();
     for path in paths {
-        let text = std::fs::read_to_string(&path).io_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(&path).io_context(|| format!("reading {}", path.display()))?;
         // Other images' manifests may be anything; only ours must be valid.
         let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
-            eprintln!("zone-image: warning: {} is not JSON; skipped", path.display());
+            eprintln!(
+                "zone-image: warning: {} is not JSON; skipped",
+                path.display()
+            );
             continue;
         };
         if v.get("uuid").and_then(|u| u.as_str()) != Some(want.as_str()) {
@@ -308,7 +333,10 @@ pub fn find_in_dir(dir: &Path, uuid: Uuid) -> Result<Option<(Manifest, PathBuf)>
 /// agrees with `files[0].compression`.
 fn image_beside(manifest: &Manifest, path: &Path) -> Result<PathBuf> {
     let file = manifest.file()?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let prefix = name.strip_suffix(".imgmanifest").unwrap_or(&name);
     let dir = path.parent().unwrap_or(Path::new("."));
     for c in Compression::ALL {
@@ -329,11 +357,17 @@ fn image_beside(manifest: &Manifest, path: &Path) -> Result<PathBuf> {
             return Ok(candidate);
         }
     }
-    let tried: Vec<_> = Compression::ALL.iter().map(|c| format!("{prefix}{}", c.suffix())).collect();
+    let tried: Vec<_> = Compression::ALL
+        .iter()
+        .map(|c| format!("{prefix}{}", c.suffix()))
+        .collect();
     Err(Error::input(
         path,
         "files[0]",
-        format!("no image file beside the manifest (looked for {})", tried.join(", ")),
+        format!(
+            "no image file beside the manifest (looked for {})",
+            tried.join(", ")
+        ),
     ))
 }
 
@@ -384,7 +418,10 @@ fn download(
     let status = resp.status();
     if !status.is_success() {
         let body = resp.text().unwrap_or_default();
-        return Err(Error::Command(format!("GET {url}: HTTP {status}: {}", snippet(&body))));
+        return Err(Error::Command(format!(
+            "GET {url}: HTTP {status}: {}",
+            snippet(&body)
+        )));
     }
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!("zone-image-origin-{}-", manifest.uuid))
@@ -405,14 +442,16 @@ fn download(
         if size > file.size {
             return Err(Error::Command(format!(
                 "GET {url}: more than the {} bytes files[0].size of {} says",
-                file.size, manifest.source.display()
+                file.size,
+                manifest.source.display()
             )));
         }
         hash.update(&buf[..n]);
         tmp.write_all(&buf[..n])
             .io_context(|| format!("writing {}", tmp.path().display()))?;
     }
-    tmp.flush().io_context(|| format!("writing {}", tmp.path().display()))?;
+    tmp.flush()
+        .io_context(|| format!("writing {}", tmp.path().display()))?;
     let sha1 = hex::encode(hash.finalize());
     if size != file.size {
         return Err(Error::Command(format!(
@@ -432,17 +471,24 @@ fn download(
 /// Decompress an image file into `zfs receive <target>`.
 fn receive_image(path: &Path, compression: Compression, target: &str) -> Result<()> {
     let f = File::open(path).io_context(|| format!("opening {}", path.display()))?;
-    let hook = || {
-        crate::zfs_image::pause_point("origin-receive").map_err(|_| ZfsError::Interrupted)
-    };
+    let hook =
+        || crate::zfs_image::pause_point("origin-receive").map_err(|_| ZfsError::Interrupted);
     match compression {
         Compression::Gzip => {
             let r = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, f));
             Ok(zfs::receive(r, target, hook)?)
         }
-        Compression::None => Ok(zfs::receive(BufReader::with_capacity(1 << 20, f), target, hook)?),
+        Compression::None => Ok(zfs::receive(
+            BufReader::with_capacity(1 << 20, f),
+            target,
+            hook,
+        )?),
         Compression::Bzip2 | Compression::Xz => {
-            let prog = if compression == Compression::Bzip2 { "bzip2" } else { "xz" };
+            let prog = if compression == Compression::Bzip2 {
+                "bzip2"
+            } else {
+                "xz"
+            };
             let mut child = KillOnDrop(
                 Command::new(prog)
                     .arg("-dc")

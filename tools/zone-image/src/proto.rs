@@ -19,7 +19,10 @@ pub enum EntrySource {
     File(PathBuf),
     Content(String),
     /// A cargo binary, resolved by the binaries stage.
-    Binary { package: String, bin: String },
+    Binary {
+        package: String,
+        bin: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,7 +111,8 @@ pub fn plan(def: &ImageDef) -> Result<ProtoPlan> {
             FileSource::Path(src) => {
                 let src_key = format!("{}.src", f.key);
                 let real = resolve_inside(src, &def.workspace, &def.file, &src_key)?;
-                let meta = fs::metadata(&real).io_context(|| format!("reading {}", src.display()))?;
+                let meta =
+                    fs::metadata(&real).io_context(|| format!("reading {}", src.display()))?;
                 if meta.is_dir() {
                     expand_dir(def, f, &real, &mut entries)?;
                 } else if meta.is_file() {
@@ -142,7 +146,11 @@ fn resolve_inside(path: &Path, root: &Path, def_file: &Path, key: &str) -> Resul
         .canonicalize()
         .io_context(|| format!("resolving {}", root.display()))?;
     let real = path.canonicalize().map_err(|e| {
-        Error::input(path, key, format!("cannot resolve (dangling symlink?): {e}"))
+        Error::input(
+            path,
+            key,
+            format!("cannot resolve (dangling symlink?): {e}"),
+        )
     })?;
     if !real.starts_with(&root) {
         let file = if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
@@ -295,7 +303,8 @@ pub fn assemble(
         fs::remove_dir_all(out).io_context(|| format!("removing the old {}", out.display()))?;
     }
     let tmp = tmp.keep();
-    fs::rename(&tmp, out).io_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
+    fs::rename(&tmp, out)
+        .io_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
     Ok(())
 }
 
@@ -339,8 +348,9 @@ pub fn validate_proto(def: &ImageDef, plan: &ProtoPlan, proto: &Path) -> Result<
         let file = e.error_file(def);
         match e.kind {
             FileKind::Smf => {
-                let text = fs::read_to_string(&path)
-                    .map_err(|err| Error::input(file, &e.key, format!("cannot read as text: {err}")))?;
+                let text = fs::read_to_string(&path).map_err(|err| {
+                    Error::input(file, &e.key, format!("cannot read as text: {err}"))
+                })?;
                 let doc = validate::smf::check_dtd(&text).map_err(|m| {
                     Error::input(file, &e.key, format!("invalid SMF manifest: {m}"))
                 })?;
@@ -363,7 +373,10 @@ pub fn validate_proto(def: &ImageDef, plan: &ProtoPlan, proto: &Path) -> Result<
                             return Err(Error::input(
                                 file,
                                 format!("exec_method[{method}].exec"),
-                                format!("{} is in the proto but not an executable file", program.display()),
+                                format!(
+                                    "{} is in the proto but not an executable file",
+                                    program.display()
+                                ),
                             ));
                         }
                         Err(_) if validate::smf::provided_by_origin(program) => {}
@@ -382,7 +395,8 @@ pub fn validate_proto(def: &ImageDef, plan: &ProtoPlan, proto: &Path) -> Result<
                 sapi_dirs.entry(dir).or_default().push(e);
             }
             FileKind::Script => {
-                validate::script::check(&path, e.mode).map_err(|m| Error::input(file, &e.key, m))?;
+                validate::script::check(&path, e.mode)
+                    .map_err(|m| Error::input(file, &e.key, m))?;
             }
             FileKind::Plain => {}
         }
@@ -391,7 +405,12 @@ pub fn validate_proto(def: &ImageDef, plan: &ProtoPlan, proto: &Path) -> Result<
         let by_name: HashMap<String, &ProtoEntry> = files
             .iter()
             .map(|e| {
-                let name = e.dest.file_name().unwrap_or_default().to_string_lossy().into_owned();
+                let name = e
+                    .dest
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
                 (name, *e)
             })
             .collect();

@@ -42,7 +42,11 @@ pub fn write(proto: &Path, dest: &Path, mtime: i64, level: u32) -> Result<Compre
     let gz = GzipHashWriter::create(tmp.path(), level)?;
     let mut builder = tar::Builder::new(gz);
     let mtime = u64::try_from(mtime).map_err(|_| {
-        Error::input("SOURCE_DATE_EPOCH", "SOURCE_DATE_EPOCH", "expected a time after 1970")
+        Error::input(
+            "SOURCE_DATE_EPOCH",
+            "SOURCE_DATE_EPOCH",
+            "expected a time after 1970",
+        )
     })?;
     for tree in TREES {
         let top = proto.join(tree);
@@ -85,13 +89,13 @@ pub fn write(proto: &Path, dest: &Path, mtime: i64, level: u32) -> Result<Compre
     let mut gz = builder
         .into_inner()
         .io_context(|| format!("finishing {}", dest.display()))?;
-    gz.flush().io_context(|| format!("writing {}", dest.display()))?;
+    gz.flush()
+        .io_context(|| format!("writing {}", dest.display()))?;
     let done = gz.finish()?;
-    tmp.persist(dest)
-        .map_err(|e| Error::Io {
-            context: format!("renaming into {}", dest.display()),
-            source: e.error,
-        })?;
+    tmp.persist(dest).map_err(|e| Error::Io {
+        context: format!("renaming into {}", dest.display()),
+        source: e.error,
+    })?;
     fs::set_permissions(dest, fs::Permissions::from_mode(0o644))
         .io_context(|| format!("setting the mode of {}", dest.display()))?;
     Ok(done)

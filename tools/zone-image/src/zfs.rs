@@ -17,7 +17,9 @@ const BUSY_RETRY: Duration = Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ZfsError {
-    #[error("the 'zfs' command is not available ({0}); install zfs-fuse or OpenZFS, or run on illumos")]
+    #[error(
+        "the 'zfs' command is not available ({0}); install zfs-fuse or OpenZFS, or run on illumos"
+    )]
     Missing(String),
     #[error("running {cmd}: {source}")]
     Spawn { cmd: String, source: io::Error },
@@ -151,12 +153,23 @@ pub fn pools() -> ZfsResult<Vec<String>> {
 
 /// Filesystems directly below `parent`, not including it.
 pub fn children(parent: &str) -> ZfsResult<Vec<String>> {
-    Ok(zfs(&["list", "-H", "-o", "name", "-t", "filesystem", "-r", "-d", "1", parent])?
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && *l != parent)
-        .map(String::from)
-        .collect())
+    Ok(zfs(&[
+        "list",
+        "-H",
+        "-o",
+        "name",
+        "-t",
+        "filesystem",
+        "-r",
+        "-d",
+        "1",
+        parent,
+    ])?
+    .lines()
+    .map(str::trim)
+    .filter(|l| !l.is_empty() && *l != parent)
+    .map(String::from)
+    .collect())
 }
 
 /// One property value (`-p`: parsable numbers).

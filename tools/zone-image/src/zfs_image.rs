@@ -95,11 +95,19 @@ pub fn build(input: &ZfsInput<'_>) -> Result<Option<ZfsOutputs>> {
     };
     let def = input.def;
     if def.kind != Kind::Zone {
-        return Err(Error::input(&def.file, "kind", "only a zone image has a ZFS image"));
+        return Err(Error::input(
+            &def.file,
+            "kind",
+            "only a zone image has a ZFS image",
+        ));
     }
-    let origin_uuid = def
-        .origin
-        .ok_or_else(|| Error::input(&def.file, "origin", "a zone image needs an origin image UUID"))?;
+    let origin_uuid = def.origin.ok_or_else(|| {
+        Error::input(
+            &def.file,
+            "origin",
+            "a zone image needs an origin image UUID",
+        )
+    })?;
 
     let mut dev_reason = input.dev_reason.clone();
     let install_pkgsrc = if def.pkgsrc.is_empty() {
@@ -133,7 +141,8 @@ pub fn build(input: &ZfsInput<'_>) -> Result<Option<ZfsOutputs>> {
         input.stamp.to_string()
     };
 
-    fs::create_dir_all(input.out_dir).io_context(|| format!("creating {}", input.out_dir.display()))?;
+    fs::create_dir_all(input.out_dir)
+        .io_context(|| format!("creating {}", input.out_dir.display()))?;
     step("sweep", || {
         sweep(pool)?;
         sweep_temp_files(input.out_dir);
@@ -165,7 +174,10 @@ pub fn build(input: &ZfsInput<'_>) -> Result<Option<ZfsOutputs>> {
     step("copy", || {
         let root = input.proto_dir.join("root");
         if !root.is_dir() {
-            return Err(Error::Command(format!("the proto has no root/ at {}", root.display())));
+            return Err(Error::Command(format!(
+                "the proto has no root/ at {}",
+                root.display()
+            )));
         }
         copy_tree(&root, &mp.join("root"))?;
         let site = input.proto_dir.join("site");
@@ -177,7 +189,9 @@ pub fn build(input: &ZfsInput<'_>) -> Result<Option<ZfsOutputs>> {
     if install_pkgsrc {
         step("pkgsrc", || pkg_add(&mp.join("root"), &def.pkgsrc))?;
     }
-    step("motd", || write_motd(&mp.join("root"), def, &version, input.git, &origin))?;
+    step("motd", || {
+        write_motd(&mp.join("root"), def, &version, input.git, &origin)
+    })?;
     step("config", || {
         // The zoneroot's config/ is per-instance state vmadm writes.
         let config = mp.join("config");
@@ -224,7 +238,8 @@ pub fn build(input: &ZfsInput<'_>) -> Result<Option<ZfsOutputs>> {
     step("manifest", || {
         fs::set_permissions(&tmp_image, fs::Permissions::from_mode(0o644))
             .io_context(|| format!("chmod {}", tmp_image.display()))?;
-        fs::rename(&tmp_image, &image_file).io_context(|| format!("renaming into {}", image_file.display()))?;
+        fs::rename(&tmp_image, &image_file)
+            .io_context(|| format!("renaming into {}", image_file.display()))?;
         cleanup.files.push(image_file.clone());
         manifest::write_json_atomic(&manifest_file, &doc)
     })?;
@@ -256,7 +271,9 @@ pub fn build(input: &ZfsInput<'_>) -> Result<Option<ZfsOutputs>> {
 /// Run one step: honour the pause hook and Ctrl-C, and name the step in
 /// the error.
 fn step<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    let r = pause_point(name).and_then(|()| cancel::check()).and_then(|()| f());
+    let r = pause_point(name)
+        .and_then(|()| cancel::check())
+        .and_then(|()| f());
     r.map_err(|e| {
         if cancel::is_cancelled() {
             eprintln!("zone-image: interrupted during the ZFS stage's '{name}' step; cleaning up");
@@ -363,7 +380,10 @@ fn check_pool(choice: &PoolChoice) -> Result<()> {
             ))
         }
         Err(e @ ZfsError::Missing(_)) => Err(e.into()),
-        Err(e) => Err(Error::Command(format!("checking pool '{}': {e}", choice.pool))),
+        Err(e) => Err(Error::Command(format!(
+            "checking pool '{}': {e}",
+            choice.pool
+        ))),
     }
 }
 
@@ -415,13 +435,17 @@ pub fn sweep(pool: &str) -> Result<()> {
 
 /// Remove `.<base>.zfs.gz.<pid>.tmp` files of builds that died.
 fn sweep_temp_files(out_dir: &Path) {
-    let Ok(entries) = fs::read_dir(out_dir) else { return };
+    let Ok(entries) = fs::read_dir(out_dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let Some(rest) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else {
             continue;
         };
-        let Some((_, pid)) = rest.rsplit_once('.') else { continue };
+        let Some((_, pid)) = rest.rsplit_once('.') else {
+            continue;
+        };
         if !rest.contains(".zfs.gz.") {
             continue;
         }
@@ -451,7 +475,11 @@ impl<R: Read> Read for SendReader<R> {
 }
 
 /// `zfs send -i origin build` through the parallel gzip into `dest`.
-fn send_compressed(origin_snap: &str, build_snap: &str, dest: &Path) -> Result<compress::Compressed> {
+fn send_compressed(
+    origin_snap: &str,
+    build_snap: &str,
+    dest: &Path,
+) -> Result<compress::Compressed> {
     let (mut child, stdout) = ZfsChild::send(Some(origin_snap), build_snap)?;
     let reader = SendReader {
         inner: stdout,
@@ -494,7 +522,9 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
                     fs::remove_file(&to).io_context(|| format!("replacing {}", to.display()))?;
                     fs::create_dir(&to).io_context(|| format!("creating {}", to.display()))?;
                 }
-                Err(_) => fs::create_dir_all(&to).io_context(|| format!("creating {}", to.display()))?,
+                Err(_) => {
+                    fs::create_dir_all(&to).io_context(|| format!("creating {}", to.display()))?
+                }
             }
             // The top directory is the origin's (the zone root); keep it.
             if rel.as_os_str().is_empty() {
@@ -509,18 +539,22 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
                         entry.path().display()
                     )));
                 }
-                Ok(_) => fs::remove_file(&to).io_context(|| format!("replacing {}", to.display()))?,
+                Ok(_) => {
+                    fs::remove_file(&to).io_context(|| format!("replacing {}", to.display()))?
+                }
                 Err(_) => {}
             }
             if ft.is_symlink() {
                 let target = fs::read_link(entry.path())
                     .io_context(|| format!("reading {}", entry.path().display()))?;
                 symlink(&target, &to).io_context(|| format!("creating {}", to.display()))?;
-                lchown(&to, Some(0), Some(0)).io_context(|| format!("chown 0:0 {}", to.display()))?;
+                lchown(&to, Some(0), Some(0))
+                    .io_context(|| format!("chown 0:0 {}", to.display()))?;
                 continue;
             } else if ft.is_file() {
-                fs::copy(entry.path(), &to)
-                    .io_context(|| format!("copying {} to {}", entry.path().display(), to.display()))?;
+                fs::copy(entry.path(), &to).io_context(|| {
+                    format!("copying {} to {}", entry.path().display(), to.display())
+                })?;
             } else {
                 return Err(Error::Command(format!(
                     "{}: only files, directories and symlinks belong in a proto",
@@ -570,7 +604,13 @@ pub fn motd_text(name: &str, version: &str, remote: Option<&str>, origin: &Manif
     s
 }
 
-fn write_motd(root: &Path, def: &ImageDef, version: &str, git: &GitInfo, origin: &Manifest) -> Result<()> {
+fn write_motd(
+    root: &Path,
+    def: &ImageDef,
+    version: &str,
+    git: &GitInfo,
+    origin: &Manifest,
+) -> Result<()> {
     let etc = root.join("etc");
     if !etc.is_dir() {
         fs::create_dir_all(&etc).io_context(|| format!("creating {}", etc.display()))?;
@@ -581,8 +621,11 @@ fn write_motd(root: &Path, def: &ImageDef, version: &str, git: &GitInfo, origin:
     if motd.symlink_metadata().is_ok() {
         fs::remove_file(&motd).io_context(|| format!("replacing {}", motd.display()))?;
     }
-    fs::write(&motd, motd_text(&def.name, version, git.remote.as_deref(), origin))
-        .io_context(|| format!("writing {}", motd.display()))?;
+    fs::write(
+        &motd,
+        motd_text(&def.name, version, git.remote.as_deref(), origin),
+    )
+    .io_context(|| format!("writing {}", motd.display()))?;
     lchown(&motd, Some(0), Some(0)).io_context(|| format!("chown 0:0 {}", motd.display()))?;
     fs::set_permissions(&motd, fs::Permissions::from_mode(0o644))
         .io_context(|| format!("chmod {}", motd.display()))
@@ -594,7 +637,10 @@ mod tests {
 
     #[test]
     fn pids_from_names() {
-        assert_eq!(pid_of("zone-image-build-triton-api-1234-abcdef01"), Some(1234));
+        assert_eq!(
+            pid_of("zone-image-build-triton-api-1234-abcdef01"),
+            Some(1234)
+        );
         assert_eq!(
             pid_of("zone-image-recv-41bd4100-eb86-409a-85b0-e649aadf6f62-77-0badf00d"),
             Some(77)

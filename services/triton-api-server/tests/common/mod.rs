@@ -133,15 +133,15 @@ impl Server {
 
     /// Waits (bounded) for a stderr line satisfying `pred`, looking only at
     /// lines after the first `skip`. Returns the line.
-    pub fn wait_for_line(&mut self, skip: usize, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    pub fn wait_for_line(
+        &mut self,
+        skip: usize,
+        what: &str,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            if let Some(line) = self
-                .stderr_lines()
-                .into_iter()
-                .skip(skip)
-                .find(|l| pred(l))
-            {
+            if let Some(line) = self.stderr_lines().into_iter().skip(skip).find(|l| pred(l)) {
                 return line;
             }
             if let Some(status) = self.try_wait() {

@@ -10,9 +10,12 @@ const KNOWN_KEYS: &[&str] = &["name", "path", "post_cmd", "post_cmd_linux"];
 pub fn check_manifest(text: &str) -> Result<(), (String, String)> {
     let v: Value = serde_json::from_str(text)
         .map_err(|e| ("(document)".to_string(), format!("not valid JSON: {e}")))?;
-    let obj = v
-        .as_object()
-        .ok_or_else(|| ("(document)".to_string(), "expected a JSON object".to_string()))?;
+    let obj = v.as_object().ok_or_else(|| {
+        (
+            "(document)".to_string(),
+            "expected a JSON object".to_string(),
+        )
+    })?;
     for k in obj.keys() {
         if !KNOWN_KEYS.contains(&k.as_str()) {
             return Err((
@@ -64,15 +67,30 @@ mod tests {
 
     #[test]
     fn manifests() {
-        assert!(check_manifest(r#"{"name":"x","path":"/etc/x.json","post_cmd":"svcadm refresh x"}"#).is_ok());
+        assert!(
+            check_manifest(r#"{"name":"x","path":"/etc/x.json","post_cmd":"svcadm refresh x"}"#)
+                .is_ok()
+        );
         assert_eq!(check_manifest(r#"{"name":"x"}"#).unwrap_err().0, "path");
-        assert_eq!(check_manifest(r#"{"name":"x","path":"rel"}"#).unwrap_err().0, "path");
+        assert_eq!(
+            check_manifest(r#"{"name":"x","path":"rel"}"#)
+                .unwrap_err()
+                .0,
+            "path"
+        );
         assert_eq!(check_manifest(r#"{"path":"/x"}"#).unwrap_err().0, "name");
         assert_eq!(
-            check_manifest(r#"{"name":"x","path":"/x","post_cmd":1}"#).unwrap_err().0,
+            check_manifest(r#"{"name":"x","path":"/x","post_cmd":1}"#)
+                .unwrap_err()
+                .0,
             "post_cmd"
         );
-        assert_eq!(check_manifest(r#"{"name":"x","path":"/x","pth":1}"#).unwrap_err().0, "pth");
+        assert_eq!(
+            check_manifest(r#"{"name":"x","path":"/x","pth":1}"#)
+                .unwrap_err()
+                .0,
+            "pth"
+        );
     }
 
     #[test]

@@ -195,7 +195,11 @@ fn table() -> Vec<(&'static str, &'static str, Vec<String>)> {
             "EMPTY",
             vec!["value:R=hidden|readonly|readwrite".into()],
         ),
-        ("value", "(common_name?,description?)", vec!["name:R".into()]),
+        (
+            "value",
+            "(common_name?,description?)",
+            vec!["name:R".into()],
+        ),
         ("values", "(value+)", vec![]),
         ("cardinality", "EMPTY", vec!["min:O".into(), "max:O".into()]),
         ("internal_separators", "#PCDATA", vec![]),
@@ -449,7 +453,10 @@ pub fn check_dtd(text: &str) -> Result<roxmltree::Document<'_>, String> {
     Ok(doc)
 }
 
-fn check_element(doc: &roxmltree::Document<'_>, node: roxmltree::Node<'_, '_>) -> Result<(), String> {
+fn check_element(
+    doc: &roxmltree::Document<'_>,
+    node: roxmltree::Node<'_, '_>,
+) -> Result<(), String> {
     let name = qualified_name(node);
     let line = doc.text_pos_at(node.range().start).row;
     let at = |msg: String| format!("line {line}: <{name}>: {msg}");
@@ -472,7 +479,11 @@ fn check_element(doc: &roxmltree::Document<'_>, node: roxmltree::Node<'_, '_>) -
             )));
         }
     }
-    for r in rule.attrs.iter().filter(|r| r.presence == Presence::Required) {
+    for r in rule
+        .attrs
+        .iter()
+        .filter(|r| r.presence == Presence::Required)
+    {
         if !node.attributes().any(|a| attr_name(&a) == r.name) {
             return Err(at(format!("required attribute '{}' is missing", r.name)));
         }
@@ -491,7 +502,10 @@ fn check_element(doc: &roxmltree::Document<'_>, node: roxmltree::Node<'_, '_>) -
         }
         Content::Text => {
             if let Some(k) = kids.first() {
-                return Err(at(format!("expected text only, found <{}>", qualified_name(*k))));
+                return Err(at(format!(
+                    "expected text only, found <{}>",
+                    qualified_name(*k)
+                )));
             }
         }
         Content::Children(model) => {

@@ -26,10 +26,12 @@ fn default_log_level() -> String {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: cannot read config: {source}")]
+    // Not `source`: the cause is already in the message, and anyhow's `{:#}`
+    // would print it a second time.
+    #[error("{path}: cannot read config: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}: field '{field}': {message}")]
     Field {
@@ -45,9 +47,9 @@ const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "critic
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Self::parse(path, &text)
     }

@@ -6,9 +6,9 @@ pub mod config;
 use std::sync::{Arc, RwLock};
 
 use dropshot::{
-    ConfigDropshot, ConfigLogging, ConfigLoggingLevel, HttpError, HttpResponseOk, HttpServer,
-    RequestContext, ServerBuilder,
+    ConfigDropshot, HttpError, HttpResponseOk, HttpServer, RequestContext, ServerBuilder,
 };
+use slog::Drain as _;
 use triton_api::{PingResponse, TritonApi};
 
 pub use config::{Config, ConfigError};
@@ -51,20 +51,76 @@ pub enum StartError {
     },
 }
 
+/// The bunyan `name` of every record this service logs.
+pub const LOG_NAME: &str = "triton-api";
+
+/// A logger writing bunyan JSON lines (Triton's log format) to stderr, which
+/// SMF sends to the service log.
 pub fn make_logger(level: &str) -> Result<slog::Logger, StartError> {
     let level = match level {
-        "trace" => ConfigLoggingLevel::Trace,
-        "debug" => ConfigLoggingLevel::Debug,
-        "info" => ConfigLoggingLevel::Info,
-        "warn" => ConfigLoggingLevel::Warn,
-        "error" => ConfigLoggingLevel::Error,
-        "critical" => ConfigLoggingLevel::Critical,
+        "trace" => slog::Level::Trace,
+        "debug" => slog::Level::Debug,
+        "info" => slog::Level::Info,
+        "warn" => slog::Level::Warning,
+        "error" => slog::Level::Error,
+        "critical" => slog::Level::Critical,
         other => return Err(StartError::Logger(other.to_string())),
     };
-    // Dropshot's stderr logger writes bunyan JSON records, Triton's format.
-    ConfigLogging::StderrTerminal { level }
-        .to_logger("triton-api")
-        .map_err(|e| StartError::Logger(e.to_string()))
+    // Whole lines reach stderr in one write; a failing stderr must not take
+    // the service down, so write errors are dropped.
+    let drain = bunyan_drain(std::io::LineWriter::new(std::io::stderr()))
+        .filter_level(level)
+        .ignore_res();
+    // The async drain keeps stderr writes off the executor threads; dropping
+    // the last logger clone flushes it.
+    let drain = slog_async::Async::new(drain)
+        .chan_size(1024)
+        .build()
+        .ignore_res();
+    Ok(slog::Logger::root(drain, slog::o!()))
+}
+
+/// A drain that formats records as bunyan JSON objects, one per line, with
+/// the core fields node-bunyan writes: `v`, `level` (number), `name`,
+/// `hostname`, `pid`, `time` (ISO 8601 UTC, milliseconds) and `msg`.
+pub fn bunyan_drain<W: std::io::Write>(io: W) -> slog_json::Json<W> {
+    slog_json::Json::new(io)
+        .add_key_value(slog::o!(
+            "name" => LOG_NAME,
+            "hostname" => hostname(),
+            "pid" => std::process::id(),
+            "level" => slog::FnValue(|r: &slog::Record| bunyan_level(r.level())),
+            "time" => slog::FnValue(|_: &slog::Record| {
+                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            }),
+            "v" => 0u8,
+            "msg" => slog::PushFnValue(|r: &slog::Record, ser| ser.emit(r.msg())),
+        ))
+        .build()
+}
+
+/// node-bunyan's level numbers.
+pub fn bunyan_level(level: slog::Level) -> u8 {
+    match level {
+        slog::Level::Trace => 10,
+        slog::Level::Debug => 20,
+        slog::Level::Info => 30,
+        slog::Level::Warning => 40,
+        slog::Level::Error => 50,
+        slog::Level::Critical => 60,
+    }
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: `buf` is writable for `buf.len()` bytes for the whole call.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "unknown".to_string();
+    }
+    // POSIX leaves a truncated name unterminated: take the whole buffer then.
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
 pub fn start(

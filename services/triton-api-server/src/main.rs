@@ -1,10 +1,11 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, RwLock};
 
 use anyhow::Context as _;
 use clap::Parser;
-use slog::{error, info};
+use dropshot::HttpServer;
+use slog::{error, info, warn};
 use tokio::signal::unix::{SignalKind, signal};
 use triton_api_server::{Config, ServerContext, make_logger, start};
 
@@ -30,7 +31,8 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
-    let log = make_logger(&config.log_level)?;
+    let log_level = config.log_level.clone();
+    let log = make_logger(&log_level)?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
@@ -47,24 +49,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
             _ = sigint.recv() => break,
             _ = sighup.recv() => {
                 // SMF `refresh` sends SIGHUP after config-agent rewrites the file.
-                let new = match Config::load(&args.config) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        error!(log, "config reload failed, keeping the running config"; "error" => e.to_string());
-                        continue;
+                let (next, outcome) = reload(&args.config, &ctx, server, &log, &log_level).await?;
+                server = next;
+                match outcome {
+                    Ok(()) => {
+                        info!(log, "config reloaded"; "address" => server.local_addr().to_string());
                     }
-                };
-                let rebind = {
-                    let mut current = ctx.config.write().map_err(|_| anyhow::anyhow!("config lock poisoned"))?;
-                    let rebind = current.bind_address != new.bind_address;
-                    *current = new;
-                    rebind
-                };
-                if rebind {
-                    server.close().await.map_err(|e| anyhow::anyhow!("stopping server: {e}"))?;
-                    server = start(ctx.clone(), &log)?;
+                    Err(e) => {
+                        error!(log, "config reload failed, keeping the running config"; "error" => format!("{e:#}"));
+                    }
                 }
-                info!(log, "config reloaded"; "address" => server.local_addr().to_string());
             }
             res = &mut server => {
                 return res.map_err(|e| anyhow::anyhow!("server stopped: {e}"));
@@ -76,4 +70,82 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .close()
         .await
         .map_err(|e| anyhow::anyhow!("shutting down: {e}"))
+}
+
+type Server = HttpServer<Arc<ServerContext>>;
+
+/// Re-reads the config and, if the bind address changed, moves the listener.
+/// Returns the server now running and whether the reload took: a refused
+/// reload leaves the running config and listener as they were. An `Err`
+/// means the service could not be put back and must exit (SMF restarts it).
+async fn reload(
+    path: &Path,
+    ctx: &Arc<ServerContext>,
+    server: Server,
+    log: &slog::Logger,
+    log_level: &str,
+) -> anyhow::Result<(Server, anyhow::Result<()>)> {
+    let new = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => return Ok((server, Err(e.into()))),
+    };
+    let old = swap_config(ctx, new.clone())?;
+    if old.bind_address == new.bind_address {
+        warn_log_level(log, log_level, &new);
+        return Ok((server, Ok(())));
+    }
+    // Listen on the new address before letting go of the old one, so a bad
+    // address leaves the service serving as it was.
+    let first_err = match start(ctx.clone(), log) {
+        Ok(next) => {
+            close_quietly(server, log).await;
+            warn_log_level(log, log_level, &new);
+            return Ok((next, Ok(())));
+        }
+        Err(e) => e,
+    };
+    // The addresses may overlap (0.0.0.0:80 and 10.0.0.5:80): free the old
+    // one and try once more, going back to it if the new one still fails.
+    close_quietly(server, log).await;
+    match start(ctx.clone(), log) {
+        Ok(next) => {
+            warn_log_level(log, log_level, &new);
+            Ok((next, Ok(())))
+        }
+        Err(second_err) => {
+            swap_config(ctx, old)?;
+            let restored = start(ctx.clone(), log)
+                .context("the new bind_address failed and the old one could not be restored")?;
+            let err = if second_err.to_string() == first_err.to_string() {
+                anyhow::Error::new(first_err)
+            } else {
+                anyhow::anyhow!("{first_err}; after releasing the old address: {second_err}")
+            };
+            Ok((restored, Err(err)))
+        }
+    }
+}
+
+/// Puts `new` in place as the running config and returns the previous one.
+fn swap_config(ctx: &ServerContext, new: Config) -> anyhow::Result<Config> {
+    let mut current = ctx
+        .config
+        .write()
+        .map_err(|_| anyhow::anyhow!("config lock poisoned"))?;
+    Ok(std::mem::replace(&mut *current, new))
+}
+
+async fn close_quietly(server: Server, log: &slog::Logger) {
+    if let Err(e) = server.close().await {
+        warn!(log, "closing the old listener failed"; "error" => e);
+    }
+}
+
+/// The logger is built once at start-up; say so rather than silently
+/// ignoring a changed level.
+fn warn_log_level(log: &slog::Logger, running: &str, new: &Config) {
+    if running != new.log_level {
+        warn!(log, "log_level changes take effect on restart";
+            "running" => running, "configured" => &new.log_level);
+    }
 }

@@ -1,1 +1,289 @@
-fn main() {}
+//! tritonadm: the Triton operator CLI.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use imgapi_api::StateFilter;
+use tritonadm::imgapi::{ConnectOptions, Imgapi};
+use tritonadm::import::{DEFAULT_SOURCE, ImportOptions, Outcome};
+use uuid::Uuid;
+
+#[derive(Parser)]
+#[command(name = "tritonadm", about = "Triton DataCenter operator tool", version)]
+struct Cli {
+    /// IMGAPI URL; else IMGAPI_URL, else derived from the headnode config.
+    #[arg(long, global = true)]
+    imgapi_url: Option<String>,
+    /// Headnode config to derive the IMGAPI URL from.
+    #[arg(long, global = true, env = "TRITONADM_HEADNODE_CONFIG", default_value = tritonadm::target::HEADNODE_CONFIG, hide_default_value = true)]
+    headnode_config: PathBuf,
+    /// Do not verify TLS certificates (self-signed test servers only).
+    #[arg(long, global = true)]
+    insecure: bool,
+    /// Sign requests (HTTP Signature) with this RSA private key...
+    #[arg(long, global = true, requires = "user", env = "TRITONADM_KEY")]
+    key: Option<PathBuf>,
+    /// ...as this user.
+    #[arg(long, global = true, env = "TRITONADM_USER")]
+    user: Option<String>,
+    /// Say which IMGAPI is used and why.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Images in the datacenter's IMGAPI.
+    #[command(subcommand)]
+    Image(ImageCmd),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StateArg {
+    Active,
+    Unactivated,
+    Disabled,
+    All,
+}
+
+#[derive(Subcommand)]
+enum ImageCmd {
+    /// Import an image from a manifest and its file (origins first).
+    Import {
+        #[arg(short = 'm', long)]
+        manifest: PathBuf,
+        #[arg(short = 'f', long)]
+        file: PathBuf,
+        /// IMGAPI to fetch missing origin images from (may carry ?channel=).
+        #[arg(long, default_value = DEFAULT_SOURCE)]
+        source: String,
+        /// Channel in the target IMGAPI.
+        #[arg(long)]
+        channel: Option<String>,
+    },
+    /// Import an image (and its missing origins) from another IMGAPI.
+    ImportRemote {
+        uuid: Uuid,
+        #[arg(long)]
+        source: String,
+        #[arg(long)]
+        channel: Option<String>,
+    },
+    /// List images (all states unless --state is given).
+    List {
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, value_enum, default_value = "all")]
+        state: StateArg,
+        #[arg(long)]
+        channel: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one image.
+    Get {
+        uuid: Uuid,
+        #[arg(long)]
+        channel: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an image (from the channel, on servers with channels).
+    Delete {
+        uuid: Uuid,
+        #[arg(long)]
+        channel: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tritonadm: error: {e:#}");
+            let input = e
+                .chain()
+                .any(|c| c.downcast_ref::<tritonadm::Error>().is_some_and(|e| e.is_input()))
+                || e.chain().any(|c| c.downcast_ref::<http_signature::Error>().is_some());
+            ExitCode::from(if input { 2 } else { 1 })
+        }
+    }
+}
+
+fn connect(cli: &Cli) -> anyhow::Result<Imgapi> {
+    let env = std::env::var("IMGAPI_URL").ok();
+    let (url, source) = tritonadm::target::resolve(
+        cli.imgapi_url.as_deref(),
+        env.as_deref(),
+        &cli.headnode_config,
+    )?;
+    if cli.verbose {
+        eprintln!("tritonadm: using IMGAPI {url} (from {source})");
+    }
+    let signer = match (&cli.key, &cli.user) {
+        (Some(key), Some(user)) => Some(Arc::new(http_signature::Signer::from_file(user, key)?)),
+        _ => None,
+    };
+    if cli.verbose && let Some(s) = &signer {
+        eprintln!("tritonadm: signing requests as {}", s.key_id());
+    }
+    Ok(Imgapi::connect(
+        &url,
+        &ConnectOptions {
+            insecure: cli.insecure,
+            signer,
+        },
+    )?)
+}
+
+#[tokio::main]
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let Command::Image(cmd) = &cli.command;
+    let import_opts = |source: &str, channel: &Option<String>| ImportOptions {
+        source: source.to_string(),
+        channel: channel.clone(),
+        source_connect: ConnectOptions {
+            insecure: cli.insecure,
+            signer: None,
+        },
+        ..Default::default()
+    };
+    match cmd {
+        ImageCmd::Import {
+            manifest,
+            file,
+            source,
+            channel,
+        } => {
+            // Check the inputs before choosing or touching any server.
+            let local = tritonadm::import::load_manifest(manifest)?;
+            check_file_exists(file)?;
+            let api = connect(&cli)?;
+            let opts = import_opts(source, channel);
+            let outcome = tritonadm::import::import_image(&api, &local.path, file, &opts)
+                .await
+                .with_context(|| format!("importing image {}", local.image.uuid))?;
+            report(&outcome);
+        }
+        ImageCmd::ImportRemote {
+            uuid,
+            source,
+            channel,
+        } => {
+            let api = connect(&cli)?;
+            let opts = import_opts(source, channel);
+            let outcome = tritonadm::import::import_remote_image(&api, *uuid, &opts)
+                .await
+                .with_context(|| format!("importing image {uuid} from {source}"))?;
+            report(&outcome);
+        }
+        ImageCmd::List {
+            name,
+            state,
+            channel,
+            json,
+        } => {
+            let api = connect(&cli)?;
+            let state = match state {
+                StateArg::Active => StateFilter::Active,
+                StateArg::Unactivated => StateFilter::Unactivated,
+                StateArg::Disabled => StateFilter::Disabled,
+                StateArg::All => StateFilter::All,
+            };
+            let images = api
+                .list_images(name.as_deref(), state, channel.as_deref())
+                .await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&images)?);
+            } else {
+                println!(
+                    "{:<36}  {:<24}  {:<32}  {:<8}  {:<11}  PUBLISHED",
+                    "UUID", "NAME", "VERSION", "OS", "STATE"
+                );
+                for i in images {
+                    println!(
+                        "{:<36}  {:<24}  {:<32}  {:<8}  {:<11}  {}",
+                        i.uuid,
+                        i.name,
+                        i.version,
+                        serde_json::to_value(i.os)?.as_str().unwrap_or("-"),
+                        i.state.as_str(),
+                        i.published_at
+                            .map(|p| p.format("%Y-%m-%d").to_string())
+                            .unwrap_or_else(|| "-".into())
+                    );
+                }
+            }
+        }
+        ImageCmd::Get {
+            uuid,
+            channel,
+            json,
+        } => {
+            let api = connect(&cli)?;
+            let image = api
+                .get_image(*uuid, channel.as_deref())
+                .await?
+                .with_context(|| format!("image {uuid} not found in {}", api.url()))?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&image)?);
+            } else {
+                println!("uuid:         {}", image.uuid);
+                println!("name:         {}", image.name);
+                println!("version:      {}", image.version);
+                println!("state:        {}", image.state.as_str());
+                println!("type:         {}", serde_json::to_value(image.image_type)?.as_str().unwrap_or("-"));
+                println!("os:           {}", serde_json::to_value(image.os)?.as_str().unwrap_or("-"));
+                if let Some(o) = image.origin {
+                    println!("origin:       {o}");
+                }
+                if let Some(p) = image.published_at {
+                    println!("published_at: {}", p.to_rfc3339());
+                }
+                for f in &image.files {
+                    println!(
+                        "file:         {} bytes, {}, sha1 {}",
+                        f.size,
+                        f.compression.as_str(),
+                        f.sha1
+                    );
+                }
+            }
+        }
+        ImageCmd::Delete { uuid, channel } => {
+            let api = connect(&cli)?;
+            api.delete(*uuid, channel.as_deref())
+                .await
+                .with_context(|| format!("deleting image {uuid}"))?;
+            println!("Deleted image {uuid}");
+        }
+    }
+    Ok(())
+}
+
+fn check_file_exists(path: &Path) -> anyhow::Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(_) => Err(tritonadm::Error::Input(format!(
+            "{}: expected an image file, found a directory or special file",
+            path.display()
+        ))
+        .into()),
+        Err(e) => Err(tritonadm::Error::Input(format!("{}: {e}", path.display())).into()),
+    }
+}
+
+fn report(outcome: &Outcome) {
+    match outcome {
+        Outcome::AlreadyActive(_) => {}
+        Outcome::Imported(i) | Outcome::Completed(i) => {
+            println!("Image {} ({} {}) is {}", i.uuid, i.name, i.version, i.state.as_str());
+        }
+    }
+}

@@ -1,8 +1,222 @@
-use anyhow::{Result, bail};
+//! `cargo xtask bench bits`: upload ~1 GiB of bits (one large image file
+//! plus a few small ones) to a moto S3 server on loopback with `xtask bits
+//! upload` and with `aws s3 cp --recursive`, in the same run, to separate
+//! prefixes of one bucket.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use super::{measure, mib, print_row, secs, self_command};
+
+const STAMP: &str = "master-20261126T031500Z-gbe4c000";
+const NAME: &str = "bench";
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Total size of the bits, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    size_mib: u64,
+    /// `--jobs` for our upload.
+    #[arg(long, default_value_t = 8)]
+    jobs: usize,
+    /// Where to generate the bits (default: a temp dir under target/).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
 
-pub fn run(_args: Args) -> Result<()> {
-    bail!("bench bits: not implemented yet")
+/// moto on a loopback port, killed on drop.
+struct Moto {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Moto {
+    fn start() -> Result<Moto> {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting moto (python3 -m pip install 'moto[server]')")?;
+        let moto = Moto { child, port };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while moto.request("GET", "/").is_err() {
+            if Instant::now() > deadline {
+                bail!("moto did not answer on 127.0.0.1:{port} within 60s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(moto)
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// An unsigned request (moto does not check signatures); the status.
+    fn request(&self, method: &str, path: &str) -> Result<u16> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf)?;
+        String::from_utf8_lossy(&buf)
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .context("no HTTP status from moto")
+    }
+}
+
+/// Write `size` bytes that neither compress nor repeat block-wise.
+fn write_file(path: &Path, size: u64, seed: u64) -> Result<()> {
+    let mut block = vec![0u8; 1 << 20];
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for b in block.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        b.copy_from_slice(&x.to_le_bytes()[..b.len()]);
+    }
+    let mut f = std::io::BufWriter::new(
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+    );
+    let mut left = size;
+    let mut i = 0u64;
+    while left > 0 {
+        block[..8].copy_from_slice(&i.to_le_bytes());
+        let n = left.min(block.len() as u64) as usize;
+        f.write_all(&block[..n])?;
+        left -= n as u64;
+        i += 1;
+    }
+    f.flush()?;
+    Ok(())
+}
+
+pub fn run(args: Args) -> Result<()> {
+    if which("aws").is_none() {
+        bail!("aws is not installed (python3 -m pip install awscli)");
+    }
+    let tmp;
+    let dir = match &args.dir {
+        Some(d) => d.clone(),
+        None => {
+            tmp = tempfile::Builder::new()
+                .prefix("bench-bits-")
+                .tempdir_in(crate::workspace_root().join("target"))
+                .context("creating a temp dir under target/")?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let bits = dir.join("bits");
+    let comp = bits.join(NAME);
+    std::fs::create_dir_all(&comp)?;
+    let total = args.size_mib << 20;
+    let small = [
+        (format!("{NAME}-pkg-{STAMP}.tar.gz"), 12u64 << 20),
+        (format!("{NAME}-zfs-{STAMP}.imgmanifest"), 2048),
+    ];
+    let big = total.saturating_sub(small.iter().map(|s| s.1).sum());
+    write_file(&comp.join(format!("{NAME}-zfs-{STAMP}.zfs.gz")), big, 1)?;
+    for (i, (f, n)) in small.iter().enumerate() {
+        write_file(&comp.join(f), *n, i as u64 + 2)?;
+    }
+    std::fs::write(comp.join("latest-build-stamp"), format!("{STAMP}\n"))?;
+    println!(
+        "bits: {:.0} MiB in 4 files under {}",
+        mib(total),
+        comp.display()
+    );
+
+    let moto = Moto::start()?;
+    let status = moto.request("PUT", "/bench")?;
+    if status != 200 {
+        bail!("creating bucket bench on moto: HTTP {status}");
+    }
+    let ep = moto.endpoint();
+    let env = [
+        ("AWS_ACCESS_KEY_ID", "bench"),
+        ("AWS_SECRET_ACCESS_KEY", "bench"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL", ep.as_str()),
+    ];
+    println!("S3: moto at {ep}");
+
+    // aws first: it gets the fresh server, which favours it, if anything.
+    let aws = measure(
+        Command::new("aws")
+            .args(["s3", "cp", "--recursive", "--quiet", "--endpoint-url", &ep])
+            .arg(&comp)
+            .arg("s3://bench/aws/")
+            .envs(env)
+            .stdout(Stdio::null()),
+    )?;
+    let ours = measure(
+        self_command()?
+            .args([
+                "bits",
+                "upload",
+                NAME,
+                "--branch",
+                "master",
+                "--dest",
+                "s3://bench/ours",
+            ])
+            .arg("--bits-dir")
+            .arg(&bits)
+            .args(["--jobs", &args.jobs.to_string()])
+            .envs(env)
+            .env_remove("BITS_STORE_PAUSE_AT")
+            .stdout(Stdio::null()),
+    )?;
+    println!(
+        "{:<28} {:>8.2}s  {:>6.0} MiB/s          peak RSS {:>7.1} MiB",
+        "ours (xtask bits upload)",
+        secs(ours.wall),
+        mib(total) / secs(ours.wall),
+        ours.max_rss_kib as f64 / 1024.0
+    );
+    print_row("aws s3 cp --recursive", &aws, &ours);
+    let ratio = secs(ours.wall) / secs(aws.wall);
+    let rss = ours.max_rss_kib as f64 / 1024.0;
+    println!(
+        "ratio ours/aws {ratio:.2} (target <= 1.0, {}); our peak RSS {rss:.1} MiB (target < 128, {})",
+        if ratio <= 1.0 { "met" } else { "MISSED" },
+        if rss < 128.0 { "met" } else { "MISSED" }
+    );
+    Ok(())
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(tool))
+            .find(|p| p.is_file())
+    })
 }

@@ -42,30 +42,50 @@ pub struct Measured {
     pub max_rss_kib: u64,
 }
 
-/// Run a command to completion, measuring its wall time and peak RSS
-/// (`wait4` reports the child's own maximum, not the largest child seen).
+/// Run a command to completion, measuring its wall time and peak RSS.
+///
+/// Peak RSS is the child's own `VmHWM`, polled while it runs: `wait4`'s
+/// `ru_maxrss` is no good here, because Linux carries the parent's high
+/// water mark across the child's exec.
 pub fn measure(cmd: &mut Command) -> Result<Measured> {
     let start = Instant::now();
     let child = cmd.spawn().with_context(|| format!("starting {cmd:?}"))?;
     let pid = child.id() as libc::pid_t;
+    let status_file = format!("/proc/{pid}/status");
+    let mut hwm_kib = 0u64;
     let mut status: libc::c_int = 0;
-    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: pid is our own unwaited child; both pointers are valid.
-    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let wall = start.elapsed();
-    if rc < 0 {
-        bail!("waiting for {cmd:?}: {}", std::io::Error::last_os_error());
+    loop {
+        if let Some(v) = std::fs::read_to_string(&status_file)
+            .ok()
+            .and_then(|s| vm_hwm_kib(&s))
+        {
+            hwm_kib = hwm_kib.max(v);
+        }
+        // SAFETY: pid is our own child, not yet reaped; status is valid.
+        let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if rc == pid {
+            break;
+        }
+        if rc < 0 {
+            bail!("waiting for {cmd:?}: {}", std::io::Error::last_os_error());
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
+    let wall = start.elapsed();
+    // The child is reaped; dropping the handle must not wait again.
+    std::mem::forget(child);
     if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
         bail!("{cmd:?} failed (wait status {status})");
     }
-    // The child is reaped; dropping the handle must not wait again.
-    std::mem::forget(child);
     Ok(Measured {
         wall,
-        max_rss_kib: usage.ru_maxrss as u64,
+        max_rss_kib: hwm_kib,
     })
+}
+
+fn vm_hwm_kib(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Run a shell pipeline under `bash -o pipefail`.
@@ -87,12 +107,12 @@ pub fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-/// Print one comparison row: name, seconds, ratio to ours.
+/// Print one comparison row: name, seconds, ratio to ours. (No RSS: for a
+/// shell pipeline only the shell's own would be seen.)
 pub fn print_row(label: &str, m: &Measured, ours: &Measured) {
     println!(
-        "{label:<28} {:>8.2}s  ratio ours/this {:>5.2}  peak RSS {:>7.1} MiB",
+        "{label:<28} {:>8.2}s  ratio ours/this {:>5.2}",
         secs(m.wall),
         secs(ours.wall) / secs(m.wall),
-        m.max_rss_kib as f64 / 1024.0
     );
 }

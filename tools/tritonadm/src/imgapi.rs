@@ -1,0 +1,249 @@
+//! The IMGAPI client as tritonadm uses it: rustls with the platform's
+//! roots (`--insecure` only on request), optional HTTP Signature auth, and
+//! errors that say which call failed, against which server, and why. A 404
+//! is reported as such (`Error::is_not_found`) so callers can decide that
+//! it means "absent"; nothing else is ever turned into a default.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use imgapi_api::{Compression, Image, ImageAction, ImageActionResponse, ImgapiError, StateFilter};
+use imgapi_client::Client;
+use uuid::Uuid;
+
+use crate::{Error, Result};
+
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// Skip TLS certificate verification.
+    pub insecure: bool,
+    pub signer: Option<Arc<http_signature::Signer>>,
+}
+
+pub struct Imgapi {
+    url: String,
+    client: Client,
+}
+
+/// Describe a failed call: which operation, which server, and what came
+/// back (status and restify code/message, or the transport's own chain of
+/// causes: connection refused, TLS verification, ...).
+fn api_error<E>(op: &str, url: &str, e: imgapi_client::Error<E>, body: impl Fn(&E) -> String) -> Error {
+    use imgapi_client::Error as E2;
+    let status = e.status().map(|s| s.as_u16());
+    let detail = match &e {
+        E2::ErrorResponse(rv) => format!("{}: {}", rv.status(), body(rv)),
+        E2::CommunicationError(re) | E2::ResponseBodyError(re) | E2::InvalidUpgrade(re) => {
+            let chain = error_chain(re);
+            if chain.contains("certificate") || chain.contains("InvalidCertificate") {
+                format!(
+                    "{chain} (TLS: the server's certificate is not trusted by this \
+                     machine; --insecure skips verification)"
+                )
+            } else {
+                chain
+            }
+        }
+        E2::InvalidResponsePayload(bytes, err) => format!(
+            "the answer is not an IMGAPI response ({err}): {:?}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+        ),
+        E2::UnexpectedResponse(r) => format!("unexpected response {}", r.status()),
+        E2::InvalidRequest(m) => format!("invalid request: {m}"),
+        E2::Custom(m) => m.clone(),
+    };
+    Error::Api {
+        message: format!("{op} at {url}: {detail}"),
+        status,
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = s.source();
+    }
+    parts.join(": ")
+}
+
+fn imgapi_body(e: &ImgapiError) -> String {
+    e.to_string()
+}
+
+impl Imgapi {
+    pub fn connect(url: &str, opts: &ConnectOptions) -> Result<Imgapi> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("tritonadm/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(15))
+            .tls_danger_accept_invalid_certs(opts.insecure)
+            .build()
+            .map_err(|e| Error::Other(format!("building the HTTP client: {}", error_chain(&e))))?;
+        let url = url.trim_end_matches('/').to_string();
+        let client = Client::new_with_client(
+            &url,
+            http,
+            imgapi_client::Auth {
+                signer: opts.signer.clone(),
+            },
+        );
+        Ok(Imgapi { url, client })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// GetImage; `Ok(None)` only for a 404.
+    pub async fn get_image(&self, uuid: Uuid, channel: Option<&str>) -> Result<Option<Image>> {
+        let mut req = self.client.get_image().uuid(uuid);
+        if let Some(c) = channel {
+            req = req.channel(c.to_string());
+        }
+        match req.send().await {
+            Ok(rv) => Ok(Some(rv.into_inner())),
+            Err(e) => {
+                let err = api_error(&format!("GetImage {uuid}"), &self.url, e, imgapi_body);
+                if err.is_not_found() { Ok(None) } else { Err(err) }
+            }
+        }
+    }
+
+    pub async fn list_images(
+        &self,
+        name: Option<&str>,
+        state: StateFilter,
+        channel: Option<&str>,
+    ) -> Result<Vec<Image>> {
+        let mut req = self.client.list_images().state(state);
+        if let Some(n) = name {
+            req = req.name(n.to_string());
+        }
+        if let Some(c) = channel {
+            req = req.channel(c.to_string());
+        }
+        req.send()
+            .await
+            .map(|rv| rv.into_inner())
+            .map_err(|e| api_error("ListImages", &self.url, e, imgapi_body))
+    }
+
+    async fn action(
+        &self,
+        uuid: Uuid,
+        action: ImageAction,
+        channel: Option<&str>,
+        source: Option<&str>,
+        body: serde_json::Value,
+    ) -> Result<ImageActionResponse> {
+        let mut req = self.client.image_action().uuid(uuid).action(action).body(body);
+        if let Some(c) = channel {
+            req = req.channel(c.to_string());
+        }
+        if let Some(s) = source {
+            req = req.source(s.to_string());
+        }
+        let op = match action {
+            ImageAction::Import => "AdminImportImage",
+            ImageAction::ImportRemote => "AdminImportRemoteImage",
+            ImageAction::Activate => "ActivateImage",
+            ImageAction::Disable => "DisableImage",
+            ImageAction::Enable => "EnableImage",
+            ImageAction::Update => "UpdateImage",
+            ImageAction::ChannelAdd => "ChannelAddImage",
+        };
+        req.send()
+            .await
+            .map(|rv| rv.into_inner())
+            .map_err(|e| api_error(&format!("{op} {uuid}"), &self.url, e, imgapi_body))
+    }
+
+    fn expect_image(op: &str, r: ImageActionResponse) -> Result<Image> {
+        match r {
+            ImageActionResponse::Image(i) => Ok(*i),
+            ImageActionResponse::Job(j) => Err(Error::Other(format!(
+                "{op}: expected an image, the server answered with job {}",
+                j.job_uuid
+            ))),
+        }
+    }
+
+    /// AdminImportImage with the manifest as read from its file, so fields
+    /// this tool does not know still reach IMGAPI.
+    pub async fn import_manifest(
+        &self,
+        uuid: Uuid,
+        channel: Option<&str>,
+        manifest: &serde_json::Value,
+    ) -> Result<Image> {
+        let r = self
+            .action(uuid, ImageAction::Import, channel, None, manifest.clone())
+            .await?;
+        Self::expect_image("AdminImportImage", r)
+    }
+
+    pub async fn activate(&self, uuid: Uuid, channel: Option<&str>) -> Result<Image> {
+        let r = self
+            .action(uuid, ImageAction::Activate, channel, None, serde_json::json!({}))
+            .await?;
+        Self::expect_image("ActivateImage", r)
+    }
+
+    /// AdminImportRemoteImage; the server may finish it asynchronously.
+    pub async fn import_remote(
+        &self,
+        uuid: Uuid,
+        source: &str,
+        channel: Option<&str>,
+    ) -> Result<ImageActionResponse> {
+        self.action(
+            uuid,
+            ImageAction::ImportRemote,
+            channel,
+            Some(source),
+            serde_json::json!({}),
+        )
+        .await
+    }
+
+    pub async fn add_file(
+        &self,
+        uuid: Uuid,
+        channel: Option<&str>,
+        compression: Compression,
+        sha1: &str,
+        size: u64,
+        body: reqwest::Body,
+    ) -> Result<Image> {
+        let mut req = self
+            .client
+            .add_image_file()
+            .uuid(uuid)
+            .compression(compression)
+            .sha1(sha1.to_string())
+            .size(size)
+            .body(body);
+        if let Some(c) = channel {
+            req = req.channel(c.to_string());
+        }
+        req.send()
+            .await
+            .map(|rv| rv.into_inner())
+            .map_err(|e| api_error(&format!("AddImageFile {uuid}"), &self.url, e, imgapi_body))
+    }
+
+    pub async fn delete(&self, uuid: Uuid, channel: Option<&str>) -> Result<()> {
+        let mut req = self.client.delete_image().uuid(uuid);
+        if let Some(c) = channel {
+            req = req.channel(c.to_string());
+        }
+        req.send()
+            .await
+            .map(|_| ())
+            .map_err(|e| api_error(&format!("DeleteImage {uuid}"), &self.url, e, imgapi_body))
+    }
+}

@@ -1,0 +1,410 @@
+//! `image import` and `image import-remote`.
+//!
+//! Import is: check the file against the manifest locally (size, then
+//! sha1) before any request; make sure the origin chain is in the target
+//! IMGAPI (AdminImportRemoteImage from the source, deepest origin first);
+//! AdminImportImage; AddImageFile streamed from disk; ActivateImage. Rerun
+//! against an active image it stops early; against an unactivated one (a
+//! previous run that failed midway) it completes it.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use imgapi_api::{Image, ImageActionResponse, ImageFile, ImageState};
+use sha1::{Digest as _, Sha1};
+use uuid::Uuid;
+
+use crate::imgapi::{ConnectOptions, Imgapi};
+use crate::progress::Progress;
+use crate::target::split_source;
+use crate::{Error, Result};
+
+pub const DEFAULT_SOURCE: &str = "https://updates.tritondatacenter.com";
+
+/// Origin chains are one or two deep; more means a loop in the data.
+const MAX_ORIGIN_DEPTH: usize = 16;
+
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// IMGAPI to pull missing origins from; may carry `?channel=`.
+    pub source: String,
+    /// Channel in the target IMGAPI.
+    pub channel: Option<String>,
+    /// TLS/auth options for the source (no signing: it is only read).
+    pub source_connect: ConnectOptions,
+    /// Progress bar/lines for hashing and upload.
+    pub show_progress: bool,
+    /// How long to wait for an AdminImportRemoteImage to finish.
+    pub remote_timeout: Duration,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            source: DEFAULT_SOURCE.to_string(),
+            channel: None,
+            source_connect: ConnectOptions::default(),
+            show_progress: true,
+            remote_timeout: Duration::from_secs(3600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Imported, uploaded and activated now.
+    Imported(Image),
+    /// An earlier run left it unactivated; this run finished it.
+    Completed(Image),
+    /// Already active (or disabled): nothing done.
+    AlreadyActive(Image),
+}
+
+impl Outcome {
+    pub fn image(&self) -> &Image {
+        match self {
+            Outcome::Imported(i) | Outcome::Completed(i) | Outcome::AlreadyActive(i) => i,
+        }
+    }
+}
+
+/// A manifest file as read: the raw JSON (sent as is) and its typed view.
+#[derive(Debug, Clone)]
+pub struct LocalManifest {
+    pub path: PathBuf,
+    pub raw: serde_json::Value,
+    pub image: Image,
+    pub file: ImageFile,
+}
+
+pub fn load_manifest(path: &Path) -> Result<LocalManifest> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let raw: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::Input(format!("{}: not valid JSON: {e}", path.display())))?;
+    let image: Image = serde_path_to_error::deserialize(&raw).map_err(|e| {
+        let field = e.path().to_string();
+        Error::Input(format!(
+            "{}: field '{field}': {}",
+            path.display(),
+            e.into_inner()
+        ))
+    })?;
+    let file = match image.files.as_slice() {
+        [f] => f.clone(),
+        _ => {
+            return Err(Error::Input(format!(
+                "{}: field 'files': expected exactly one entry {{sha1, size, compression}}, found {}",
+                path.display(),
+                image.files.len()
+            )));
+        }
+    };
+    if file.sha1.len() != 40 || !file.sha1.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::Input(format!(
+            "{}: field 'files[0].sha1': expected 40 hex digits, got {:?}",
+            path.display(),
+            file.sha1
+        )));
+    }
+    Ok(LocalManifest {
+        path: path.to_path_buf(),
+        raw,
+        image,
+        file,
+    })
+}
+
+/// Size first (free), then SHA-1 in one streaming pass.
+pub fn verify_file(path: &Path, expected: &ImageFile, show_progress: bool) -> Result<()> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let size = std::fs::metadata(path).map_err(io)?.len();
+    if size != expected.size {
+        return Err(Error::Input(format!(
+            "{}: size is {size} bytes, the manifest (files[0].size) says {}",
+            path.display(),
+            expected.size
+        )));
+    }
+    let progress = if show_progress {
+        Progress::new("checking", size)
+    } else {
+        Progress::hidden()
+    };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let mut hasher = Sha1::new();
+    let mut buf = vec![0u8; 1024 * 1024];
+    loop {
+        let n = f.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        progress.inc(n as u64);
+    }
+    progress.finish();
+    let sha1 = hex::encode(hasher.finalize());
+    if !sha1.eq_ignore_ascii_case(&expected.sha1) {
+        return Err(Error::Input(format!(
+            "{}: sha1 is {sha1}, the manifest (files[0].sha1) says {}",
+            path.display(),
+            expected.sha1
+        )));
+    }
+    Ok(())
+}
+
+fn describe(i: &Image) -> String {
+    format!("{} ({}, {}, state={})", i.uuid, i.name, i.version, i.state.as_str())
+}
+
+fn is_activated(i: &Image) -> bool {
+    matches!(i.state, ImageState::Active | ImageState::Disabled)
+}
+
+/// `tritonadm image import -m MANIFEST -f FILE`.
+pub async fn import_image(
+    api: &Imgapi,
+    manifest_path: &Path,
+    file_path: &Path,
+    opts: &ImportOptions,
+) -> Result<Outcome> {
+    let local = load_manifest(manifest_path)?;
+    verify_file(file_path, &local.file, opts.show_progress)?;
+    let uuid = local.image.uuid;
+    let channel = opts.channel.as_deref();
+
+    let existing = api.get_image(uuid, channel).await?;
+    let resumed = match &existing {
+        Some(i) if is_activated(i) => {
+            println!("Image {} is already {} in {}", describe(i), i.state.as_str(), api.url());
+            return Ok(Outcome::AlreadyActive(i.clone()));
+        }
+        Some(i) if i.state == ImageState::Unactivated => {
+            println!("Completing unactivated image {}", describe(i));
+            true
+        }
+        Some(i) => {
+            return Err(Error::Other(format!(
+                "image {} exists in {} in state {}; delete it before importing",
+                i.uuid,
+                api.url(),
+                i.state.as_str()
+            )));
+        }
+        None => false,
+    };
+
+    if !resumed {
+        if let Some(origin) = local.image.origin {
+            ensure_origin_chain(api, origin, opts).await?;
+        }
+        let imported = api.import_manifest(uuid, channel, &local.raw).await?;
+        println!("Imported image {}", describe(&imported));
+    }
+
+    let already_uploaded = existing
+        .as_ref()
+        .and_then(|i| i.files.first())
+        .is_some_and(|f| f.sha1.eq_ignore_ascii_case(&local.file.sha1) && f.size == local.file.size);
+    if !already_uploaded {
+        upload(api, uuid, channel, &local.file, file_path, opts.show_progress).await?;
+        println!("Added file {} to image {uuid}", file_path.display());
+    }
+    let active = api.activate(uuid, channel).await?;
+    println!("Activated image {}", describe(&active));
+    Ok(if resumed {
+        Outcome::Completed(active)
+    } else {
+        Outcome::Imported(active)
+    })
+}
+
+async fn upload(
+    api: &Imgapi,
+    uuid: Uuid,
+    channel: Option<&str>,
+    file: &ImageFile,
+    path: &Path,
+    show_progress: bool,
+) -> Result<Image> {
+    let f = tokio::fs::File::open(path).await.map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let progress = Arc::new(if show_progress {
+        Progress::new("uploading", file.size)
+    } else {
+        Progress::hidden()
+    });
+    let p = progress.clone();
+    // Read in 256 KiB chunks straight into the request: memory stays flat
+    // whatever the image size.
+    let stream = tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024).inspect(move |r| {
+        if let Ok(b) = r {
+            p.inc(b.len() as u64);
+        }
+    });
+    let body = reqwest::Body::wrap_stream(stream);
+    let r = api
+        .add_file(uuid, channel, file.compression, &file.sha1, file.size, body)
+        .await;
+    progress.finish();
+    r
+}
+
+/// Make sure `origin` and its own origins are active in the target,
+/// importing the missing ones from the source, deepest first.
+pub async fn ensure_origin_chain(api: &Imgapi, origin: Uuid, opts: &ImportOptions) -> Result<()> {
+    let channel = opts.channel.as_deref();
+    let (source_base, source_channel) = split_source(&opts.source)?;
+    let mut source: Option<Imgapi> = None;
+    let mut missing = Vec::new();
+    let mut next = Some(origin);
+    while let Some(uuid) = next {
+        if missing.len() >= MAX_ORIGIN_DEPTH || missing.contains(&uuid) {
+            return Err(Error::Other(format!(
+                "origin chain of {origin} does not end (at {uuid}); refusing to import it"
+            )));
+        }
+        match api.get_image(uuid, channel).await? {
+            Some(i) if is_activated(&i) => break,
+            Some(i) => {
+                return Err(Error::Other(format!(
+                    "origin image {} is in {} but not active; complete or delete it first",
+                    describe(&i),
+                    api.url()
+                )));
+            }
+            None => {
+                if source.is_none() {
+                    source = Some(Imgapi::connect(&source_base, &opts.source_connect)?);
+                }
+                let src = source.as_ref().ok_or_else(|| Error::Other("no source".into()))?;
+                let m = src
+                    .get_image(uuid, source_channel.as_deref())
+                    .await?
+                    .ok_or_else(|| {
+                        Error::Other(format!(
+                            "origin image {uuid} is neither in {} nor at the source {}",
+                            api.url(),
+                            opts.source
+                        ))
+                    })?;
+                missing.push(uuid);
+                next = m.origin;
+            }
+        }
+    }
+    for uuid in missing.iter().rev() {
+        println!("Importing origin image {uuid} from {}", opts.source);
+        import_remote(api, *uuid, &opts.source, opts).await?;
+    }
+    Ok(())
+}
+
+/// AdminImportRemoteImage, then wait until the image is active: IMGAPI
+/// runs the import as a job and answers before it is done.
+pub async fn import_remote(
+    api: &Imgapi,
+    uuid: Uuid,
+    source: &str,
+    opts: &ImportOptions,
+) -> Result<Image> {
+    let channel = opts.channel.as_deref();
+    match api.import_remote(uuid, source, channel).await? {
+        ImageActionResponse::Job(job) => {
+            println!("Import job {} started for image {uuid}", job.job_uuid);
+        }
+        ImageActionResponse::Image(i) => {
+            if is_activated(&i) {
+                return Ok(*i);
+            }
+        }
+    }
+    wait_active(api, uuid, channel, opts.remote_timeout).await
+}
+
+/// Poll GetImage until the image is active. A 404 means the job has not
+/// created it yet; other errors are tolerated up to three in a row (a blip
+/// during a long import), then reported, never turned into "timed out".
+pub async fn wait_active(
+    api: &Imgapi,
+    uuid: Uuid,
+    channel: Option<&str>,
+    timeout: Duration,
+) -> Result<Image> {
+    let start = Instant::now();
+    let mut errors = 0;
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match api.get_image(uuid, channel).await {
+            Ok(Some(i)) if is_activated(&i) => {
+                println!("Imported image {}", describe(&i));
+                return Ok(i);
+            }
+            Ok(Some(i)) if i.state == ImageState::Failed => {
+                return Err(Error::Other(format!(
+                    "import of image {uuid} failed in {}: {}",
+                    api.url(),
+                    i.error.map(|e| e.to_string()).unwrap_or_default()
+                )));
+            }
+            Ok(_) => errors = 0,
+            Err(e) => {
+                errors += 1;
+                if errors >= 3 {
+                    return Err(e);
+                }
+            }
+        }
+        if start.elapsed() > timeout {
+            return Err(Error::Other(format!(
+                "image {uuid} is not active in {} after {} s",
+                api.url(),
+                timeout.as_secs()
+            )));
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// `tritonadm image import-remote UUID --source URL`.
+pub async fn import_remote_image(
+    api: &Imgapi,
+    uuid: Uuid,
+    opts: &ImportOptions,
+) -> Result<Outcome> {
+    let channel = opts.channel.as_deref();
+    if let Some(i) = api.get_image(uuid, channel).await? {
+        if is_activated(&i) {
+            println!("Image {} is already {} in {}", describe(&i), i.state.as_str(), api.url());
+            return Ok(Outcome::AlreadyActive(i));
+        }
+        return Err(Error::Other(format!(
+            "image {} exists in {} but is not active; delete it or import it with -m/-f",
+            describe(&i),
+            api.url()
+        )));
+    }
+    let (source_base, source_channel) = split_source(&opts.source)?;
+    let src = Imgapi::connect(&source_base, &opts.source_connect)?;
+    let m = src
+        .get_image(uuid, source_channel.as_deref())
+        .await?
+        .ok_or_else(|| Error::Other(format!("image {uuid} is not at the source {}", opts.source)))?;
+    if let Some(origin) = m.origin {
+        ensure_origin_chain(api, origin, opts).await?;
+    }
+    let image = import_remote(api, uuid, &opts.source, opts).await?;
+    Ok(Outcome::Imported(image))
+}

@@ -1,0 +1,51 @@
+//! tritonadm's logic, as a library so `cargo xtask image publish` and the
+//! tests run the same code as the CLI.
+//!
+//! - [`target`]: which IMGAPI to talk to (flag, env, headnode config).
+//! - [`imgapi`]: the client (TLS, signing) and error rendering.
+//! - [`import`]: `image import` / `image import-remote`: verify locally,
+//!   make sure the origin chain is there, import, upload, activate.
+//! - [`progress`]: a progress bar on a terminal, plain lines otherwise.
+
+pub mod imgapi;
+pub mod import;
+pub mod progress;
+pub mod target;
+
+use std::path::PathBuf;
+
+/// Everything tritonadm's library can fail with. `is_input` tells bad input
+/// (exit 2) from a failure of the machine or a remote system (exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input: names the file or flag, the field and what was expected.
+    #[error("{0}")]
+    Input(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A call to IMGAPI failed; `message` already says which call, where,
+    /// and what came back.
+    #[error("{message}")]
+    Api {
+        message: String,
+        /// The HTTP status, when the server answered.
+        status: Option<u16>,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    pub fn is_input(&self) -> bool {
+        matches!(self, Error::Input(_))
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Api { status: Some(404), .. })
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -184,6 +184,12 @@ fn is_activated(image: &Image) -> bool {
     matches!(image.state, ImageState::Active | ImageState::Disabled)
 }
 
+/// Millisecond precision, as the Node.js IMGAPI writes dates.
+fn now_ms() -> DateTime<Utc> {
+    use chrono::SubsecRound as _;
+    Utc::now().trunc_subsecs(3)
+}
+
 fn internal(e: impl std::fmt::Display) -> ImgapiError {
     ImgapiError::internal(e.to_string())
 }
@@ -544,7 +550,7 @@ impl ImgapiApi for ImgapiServer {
                 }
                 let mut next = img.clone();
                 compute_state(&mut next, true);
-                next.published_at.get_or_insert_with(Utc::now);
+                next.published_at.get_or_insert_with(now_ms);
                 ctx.store.save(&next).map_err(internal)?;
                 *img = next;
                 image(img)
@@ -821,7 +827,7 @@ async fn import_remote(
     manifest.channels = Some(vec![channel]);
     // AdminImportRemoteImage leaves the image active.
     compute_state(&mut manifest, true);
-    manifest.published_at.get_or_insert_with(Utc::now);
+    manifest.published_at.get_or_insert_with(now_ms);
     let mut images = ctx.images.lock().await;
     if images.contains_key(&uuid) {
         return Err(ImgapiError::from_code(

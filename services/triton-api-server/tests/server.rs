@@ -332,6 +332,17 @@ fn sighup_to_a_port_in_use_keeps_serving_on_the_old_one() {
         l.contains("config reloaded") || l.contains("reload failed")
     });
     assert_eq!(msg(&line), "config reloaded", "reload failed: {line}");
+    let relistened: Vec<_> = server
+        .stderr_lines()
+        .into_iter()
+        .skip(seen)
+        .filter(|l| msg(l) == "listening")
+        .collect();
+    assert!(
+        relistened.is_empty(),
+        "the refused address was left as the running config (the reload moved the listener):\n{}",
+        relistened.join("\n")
+    );
     assert_ping_body(&server.wait_ready(loopback(old)));
     drop(squatter);
 }

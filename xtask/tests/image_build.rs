@@ -713,3 +713,56 @@ fn the_triton_api_image_passes_its_check() {
         .expect("xtask runs");
     assert!(stdout(&list).contains("triton-api") && stdout(&list).contains("zone"));
 }
+
+#[test]
+fn the_triton_api_image_builds_its_package_tarball() {
+    let bits = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(XTASK)
+        .args([
+            "image",
+            "build",
+            "triton-api",
+            "--no-zfs",
+            "--force",
+            "--cargo-profile",
+            "dev",
+            "--bits-dir",
+        ])
+        .arg(bits.path())
+        .env_remove("XTASK_WORKSPACE")
+        .env_remove("ZONE_IMAGE_ZPOOL")
+        .output()
+        .expect("xtask runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listing = tar_list(&tarball(&bits.path().join("triton-api")));
+    let e = entries(&listing);
+    let mode = |p: &str| {
+        e.iter()
+            .find(|(_, _, path)| path == p)
+            .map(|(m, _, _)| m.clone())
+            .unwrap_or_else(|| panic!("{p} not in tarball:\n{listing}"))
+    };
+    assert_eq!(
+        mode("root/opt/smartdc/triton-api/triton-api-server"),
+        "-rwxr-xr-x"
+    );
+    assert_eq!(mode("root/opt/smartdc/boot/setup.sh"), "-rwxr-xr-x");
+    assert_eq!(mode("root/opt/smartdc/boot/configure.sh"), "-rwxr-xr-x");
+    assert_eq!(
+        mode("root/opt/custom/smf/manifests/postboot.xml"),
+        "-rw-r--r--"
+    );
+    assert_eq!(
+        mode("root/opt/custom/smf/manifests/triton-api.xml"),
+        "-rw-r--r--"
+    );
+    assert_eq!(
+        mode("root/opt/smartdc/triton-api/sapi_manifests/triton-api/manifest.json"),
+        "-rw-r--r--"
+    );
+    assert_eq!(
+        mode("root/opt/smartdc/triton-api/sapi_manifests/triton-api/template"),
+        "-rw-r--r--"
+    );
+    assert_eq!(mode("site/.do-not-delete-me"), "-rw-r--r--");
+}

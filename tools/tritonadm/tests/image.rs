@@ -83,7 +83,9 @@ async fn corrupt_or_short_file_is_refused_before_upload() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains(f) && err.contains("sha1 is ") && err.contains("files[0].sha1"), "{err}");
-    assert_eq!(err.trim().lines().count(), 1, "one-line error: {err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "one-line error: {err}");
+    assert!(errors[0].starts_with("tritonadm: error: ") && errors[0].contains(f), "{err}");
 
     bytes.push(0);
     std::fs::write(&img.file, &bytes).unwrap();

@@ -1,12 +1,12 @@
 //! The zone image pipeline, one module per stage (see DESIGN.md):
 //!
-//! 1. [`definition`]: `images/<name>/image.toml`
-//! 2. [`binaries`]: cargo builds and the ELF check
-//! 3. [`proto`]: the proto tree, validated by [`validate`]
-//! 4. [`tarball`]: the reproducible package tarball
-//! 5. [`zfs_image`]: the incremental ZFS image on its origin chain
-//! 6. [`manifest`]: the IMGAPI manifest
-//! 7. [`build`]: runs the stages and fills `bits/<name>/`
+//! 1. [`definition`] — `images/<name>/image.toml`
+//! 2. [`binaries`] — cargo builds and the ELF check
+//! 3. [`proto`] — the proto tree, validated by [`validate`]
+//! 4. [`tarball`] — the reproducible package tarball
+//! 5. [`zfs_image`] — the incremental ZFS image on its origin chain
+//! 6. [`manifest`] — the IMGAPI manifest
+//! 7. [`build`] — runs the stages and fills `bits/<name>/`
 
 pub mod binaries;
 pub mod build;

@@ -1,0 +1,264 @@
+//! imgapi-server speaks IMGAPI's wire format: raw HTTP requests as the
+//! Node.js clients and curl send them, checked against the API reference.
+
+use std::sync::Arc;
+
+use imgapi_server::{Options, ServerContext};
+use serde_json::{Value, json};
+use sha1::Digest as _;
+
+struct Srv {
+    url: String,
+    server: dropshot::HttpServer<Arc<ServerContext>>,
+    http: reqwest::Client,
+}
+
+fn start(dir: &std::path::Path) -> Srv {
+    let server = imgapi_server::start(Options::new(dir, "127.0.0.1:0".parse().unwrap())).unwrap();
+    Srv {
+        url: format!("http://{}", server.local_addr()),
+        server,
+        http: reqwest::Client::new(),
+    }
+}
+
+fn manifest(uuid: &str, origin: Option<&str>) -> Value {
+    let mut m = json!({
+        "v": 2, "uuid": uuid, "owner": "930896af-bf8c-48d4-885c-6573a94b1853",
+        "name": "wire", "version": "1.0.0", "type": "zone-dataset", "os": "smartos",
+        "tags": {"role": "db", "smartdc_service": true},
+    });
+    if let Some(o) = origin {
+        m["origin"] = json!(o);
+    }
+    m
+}
+
+impl Srv {
+    async fn post(&self, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.post(format!("{}{path}", self.url));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.http.get(format!("{}{path}", self.url)).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn put_file(&self, uuid: &str, query: &str, data: Vec<u8>) -> (u16, Value) {
+        let r = self
+            .http
+            .put(format!("{}/images/{uuid}/file?{query}", self.url))
+            .body(data)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Import, upload, activate (no body on activate, as curl -X POST sends).
+    async fn add_active(&self, uuid: &str, origin: Option<&str>) {
+        let (s, _) = self
+            .post(&format!("/images/{uuid}?action=import"), Some(manifest(uuid, origin)))
+            .await;
+        assert_eq!(s, 200);
+        let (s, _) = self.put_file(uuid, "compression=none", b"data".to_vec()).await;
+        assert_eq!(s, 200);
+        let (s, body) = self.post(&format!("/images/{uuid}?action=activate"), None).await;
+        assert_eq!(s, 200, "{body}");
+    }
+}
+
+fn is_restify_error(body: &Value, code: &str) -> bool {
+    body["code"] == code && body["message"].as_str().is_some_and(|m| !m.is_empty())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_upload_activate_and_errors_follow_the_reference() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = start(tmp.path());
+    let uuid = uuid::Uuid::new_v4().to_string();
+
+    let (s, body) = srv.get("/ping").await;
+    assert_eq!((s, body["ping"].as_str(), body["imgapi"].as_bool()), (200, Some("pong"), Some(true)));
+    let (s, body) = srv.get("/ping?error=ValidationFailed&message=boom").await;
+    assert_eq!(s, 422);
+    assert!(is_restify_error(&body, "ValidationFailed"));
+
+    let (s, body) = srv.get(&format!("/images/{uuid}")).await;
+    assert_eq!(s, 404);
+    assert!(is_restify_error(&body, "ResourceNotFound"), "{body}");
+
+    let (s, body) = srv.post(&format!("/images/{uuid}?action=import"), Some(manifest(&uuid, None))).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["state"], "unactivated");
+    assert_eq!(body["channels"], json!(["dev"]));
+    let (s, body) = srv.post(&format!("/images/{uuid}?action=import"), Some(manifest(&uuid, None))).await;
+    assert_eq!(s, 409);
+    assert!(is_restify_error(&body, "ImageUuidAlreadyExists"));
+
+    let (s, body) = srv.post(&format!("/images/{uuid}?action=activate"), None).await;
+    assert_eq!(s, 422);
+    assert!(is_restify_error(&body, "NoActivationNoFile"));
+
+    let data = b"hello image".to_vec();
+    let sha1 = hex::encode(sha1::Sha1::digest(&data));
+    let (s, body) = srv.put_file(&uuid, &format!("compression=none&size={}", data.len() + 1), data.clone()).await;
+    assert_eq!(s, 400);
+    assert!(is_restify_error(&body, "Upload"), "{body}");
+    let (s, body) = srv.put_file(&uuid, "compression=xz", data.clone()).await;
+    assert_eq!(s, 400, "{body}");
+    assert!(body["code"].is_string());
+    let (s, body) = srv
+        .put_file(&uuid, &format!("compression=none&sha1={sha1}&size={}", data.len()), data.clone())
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["files"][0]["sha1"], sha1.as_str());
+    assert_eq!(body["files"][0]["compression"], "none");
+
+    let (s, body) = srv.post(&format!("/images/{uuid}?action=activate"), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(body["state"], "active");
+    let published = body["published_at"].as_str().unwrap().to_string();
+    assert!(published.ends_with('Z') && published.len() == 24, "{published}");
+    let (s, body) = srv.post(&format!("/images/{uuid}?action=activate"), None).await;
+    assert_eq!(s, 422);
+    assert!(is_restify_error(&body, "ImageAlreadyActivated"));
+    let (s, body) = srv.put_file(&uuid, "compression=none", data.clone()).await;
+    assert_eq!(s, 422);
+    assert!(is_restify_error(&body, "ImageFilesImmutable"));
+
+    let (s, body) = srv.post(&format!("/images/{uuid}?action=disable"), None).await;
+    assert_eq!((s, body["state"].as_str(), body["disabled"].as_bool()), (200, Some("disabled"), Some(true)));
+    let (_, list) = srv.get("/images").await;
+    assert_eq!(list, json!([]), "disabled images are not listed by default");
+    let (_, list) = srv.get("/images?state=disabled").await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let (s, body) = srv.post(&format!("/images/{uuid}?action=enable"), None).await;
+    assert_eq!((s, body["state"].as_str()), (200, Some("active")));
+
+    let (s, body) = srv
+        .post(&format!("/images/{uuid}?action=update"), Some(json!({"description": "new"})))
+        .await;
+    assert_eq!((s, body["description"].as_str()), (200, Some("new")));
+    let (s, body) = srv
+        .post(&format!("/images/{uuid}?action=update"), Some(json!({"name": "renamed"})))
+        .await;
+    assert_eq!(s, 422);
+    assert!(is_restify_error(&body, "ValidationFailed") && body["message"].as_str().unwrap().starts_with("name:"));
+
+    let file = srv
+        .http
+        .get(format!("{}/images/{uuid}/file", srv.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(file.headers()["content-length"], data.len().to_string().as_str());
+    assert_eq!(file.bytes().await.unwrap().as_ref(), data.as_slice());
+    srv.server.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_channels_and_delete() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = start(tmp.path());
+    let a = uuid::Uuid::new_v4().to_string();
+    let b = uuid::Uuid::new_v4().to_string();
+    srv.add_active(&a, None).await;
+
+    let (s, body) = srv.post(&format!("/images/{b}?action=import"), Some(manifest(&b, Some(&uuid::Uuid::new_v4().to_string())))).await;
+    assert_eq!(s, 422);
+    assert!(is_restify_error(&body, "OriginDoesNotExist"));
+    srv.add_active(&b, Some(&a)).await;
+
+    let count = |v: &Value| v.as_array().map(|a| a.len()).unwrap_or(usize::MAX);
+    assert_eq!(count(&srv.get("/images?tag.role=db").await.1), 2);
+    assert_eq!(count(&srv.get("/images?tag.role=web").await.1), 0);
+    assert_eq!(count(&srv.get("/images?tag.smartdc_service=true&name=wire").await.1), 2);
+    assert_eq!(count(&srv.get("/images?name=~ir").await.1), 2);
+    assert_eq!(count(&srv.get("/images?name=wir").await.1), 0);
+    assert_eq!(count(&srv.get("/images?type=!zone-dataset").await.1), 0);
+    assert_eq!(count(&srv.get("/images?limit=1").await.1), 1);
+    assert_eq!(count(&srv.get("/images?channel=staging").await.1), 0);
+    let (s, body) = srv.get("/images?channel=nope").await;
+    assert_eq!(s, 422);
+    assert!(is_restify_error(&body, "ValidationFailed"));
+
+    let (_, chans) = srv.get("/channels").await;
+    assert_eq!(chans[0], json!({"name": "dev", "default": true, "description": "all development builds"}));
+
+    let (s, body) = srv
+        .post(&format!("/images/{a}?action=channel-add"), Some(json!({"channel": "staging"})))
+        .await;
+    assert_eq!((s, body["channels"].clone()), (200, json!(["dev", "staging"])));
+    assert_eq!(count(&srv.get("/images?channel=staging").await.1), 1);
+    assert_eq!(count(&srv.get("/images?channel=*").await.1), 2);
+
+    // a is b's origin: removing it from its last channel is refused.
+    let del = |path: String| {
+        let http = srv.http.clone();
+        let url = srv.url.clone();
+        async move {
+            let r = http.delete(format!("{url}{path}")).send().await.unwrap();
+            let s = r.status().as_u16();
+            (s, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (s, _) = del(format!("/images/{a}?channel=staging")).await;
+    assert_eq!(s, 204);
+    let (s, body) = del(format!("/images/{a}")).await;
+    assert_eq!(s, 422);
+    assert!(is_restify_error(&body, "ImageHasDependentImages"));
+    assert_eq!(del(format!("/images/{b}")).await.0, 204);
+    assert_eq!(del(format!("/images/{a}")).await.0, 204);
+    assert_eq!(srv.get(&format!("/images/{a}")).await.0, 404);
+    assert!(!tmp.path().join("files").join(&a).exists());
+    srv.server.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_need_a_signature_when_keys_are_configured() {
+    let tmp = tempfile::tempdir().unwrap();
+    let line = http_signature::testing::write_key_pair(tmp.path(), "ops").unwrap();
+    let mut opts = Options::new(&tmp.path().join("data"), "127.0.0.1:0".parse().unwrap());
+    opts.auth = Some(http_signature::KeyRing::parse(std::path::Path::new("k"), &line).unwrap());
+    let server = imgapi_server::start(opts).unwrap();
+    let url = format!("http://{}", server.local_addr());
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let http = reqwest::Client::new();
+
+    let r = http
+        .post(format!("{url}/images/{uuid}?action=import"))
+        .json(&manifest(&uuid, None))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let body: Value = r.json().await.unwrap();
+    assert!(is_restify_error(&body, "UnauthorizedError"), "{body}");
+
+    let signer = http_signature::Signer::from_file("ops", &tmp.path().join("id_rsa")).unwrap();
+    let mut headers = reqwest::header::HeaderMap::new();
+    signer.sign_headers(&mut headers).unwrap();
+    let r = http
+        .post(format!("{url}/images/{uuid}?action=import"))
+        .headers(headers.clone())
+        .json(&manifest(&uuid, None))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+
+    let r = http.get(format!("{url}/ping")).headers(headers).send().await.unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["user"], "ops");
+    server.close().await.unwrap();
+}

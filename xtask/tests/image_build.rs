@@ -766,3 +766,59 @@ fn the_triton_api_image_builds_its_package_tarball() {
     );
     assert_eq!(mode("site/.do-not-delete-me"), "-rw-r--r--");
 }
+
+#[test]
+fn sigint_during_the_tarball_leaves_nothing_behind() {
+    use std::io::{BufRead, BufReader};
+    let fx = Fixture::new();
+    let warm = fx.xtask(&["image", "check", "demo"], &[]);
+    assert!(warm.status.success(), "{}", stderr(&warm));
+    let mut child = Command::new(XTASK)
+        .args([
+            "image",
+            "build",
+            "demo",
+            "--cargo-profile",
+            "dev",
+            "--no-zfs",
+        ])
+        .env("XTASK_WORKSPACE", &fx.ws)
+        .env("CARGO_TARGET_DIR", fx.ws.join("target"))
+        .env("ZONE_IMAGE_TEST_PAUSE_AT", "tarball")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("xtask starts");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut seen = Vec::new();
+    loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("xtask ended before pausing: {seen:?}"))
+            .expect("read stderr");
+        if line.contains("paused at tarball") {
+            break;
+        }
+        seen.push(line);
+    }
+    // Mid-stream: the temp tarball exists now.
+    let dir = fx.bits().join("demo");
+    assert!(fs::read_dir(&dir).expect("bits dir").count() > 0);
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(130));
+    let left: Vec<_> = fs::read_dir(&dir)
+        .expect("bits dir")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let scratch: Vec<_> = fs::read_dir(fx.ws.join("target/zone-image"))
+        .expect("scratch base")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| !p.ends_with("cache"))
+        .collect();
+    assert!(scratch.is_empty(), "scratch left behind: {scratch:?}");
+}

@@ -541,6 +541,10 @@ impl std::error::Error for ImgapiError {}
 /// code for their status, so every error body has the same shape.
 impl From<HttpError> for ImgapiError {
     fn from(e: HttpError) -> Self {
+        // IMGAPI answers a bad query parameter with 422 InvalidParameter.
+        if e.status_code.as_u16() == 400 && e.external_message.starts_with("unable to parse query") {
+            return ImgapiError::invalid_parameter(e.external_message);
+        }
         let code = match e.status_code.as_u16() {
             400 => "BadRequestError",
             401 => "UnauthorizedError",

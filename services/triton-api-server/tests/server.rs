@@ -346,3 +346,32 @@ fn sighup_to_a_port_in_use_keeps_serving_on_the_old_one() {
     assert_ping_body(&server.wait_ready(loopback(old)));
     drop(squatter);
 }
+
+#[test]
+fn sighup_to_an_overlapping_address_moves_the_listener() {
+    // 0.0.0.0:P -> 127.0.0.1:P: on Linux the new socket cannot be bound while
+    // the old one listens, so the server must let go of the old one first.
+    let s = scratch();
+    let port = free_port();
+    let wildcard = std::net::SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, port));
+    write_config(&s.config, &config_json(wildcard));
+    let mut server = Server::spawn(&s.config, ConfigVia::Env);
+    assert_ping_body(&server.wait_ready(loopback(port)));
+
+    write_config(&s.config, &config_json(loopback(port)));
+    let seen = server.stderr_lines().len();
+    server.signal(libc::SIGHUP);
+    let line = server.wait_for_line(seen, "'config reloaded'", |l| {
+        l.contains("config reloaded") || l.contains("reload failed")
+    });
+    assert_eq!(msg(&line), "config reloaded", "reload failed: {line}");
+    let addr = loopback(port).to_string();
+    assert_eq!(
+        parse_record(&line)
+            .get("address")
+            .and_then(serde_json::Value::as_str),
+        Some(addr.as_str()),
+        "{line}"
+    );
+    assert_ping_body(&server.wait_ready(loopback(port)));
+}

@@ -10,8 +10,8 @@
 
 use chrono::{DateTime, Utc};
 use dropshot::{
-    Body, ErrorStatusCode, HttpError, HttpResponseDeleted, HttpResponseError, HttpResponseOk,
-    Path, Query, RequestContext, StreamingBody, UntypedBody,
+    Body, ErrorStatusCode, HttpError, HttpResponseDeleted, HttpResponseError, HttpResponseOk, Path,
+    Query, RequestContext, StreamingBody, UntypedBody,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -542,7 +542,8 @@ impl std::error::Error for ImgapiError {}
 impl From<HttpError> for ImgapiError {
     fn from(e: HttpError) -> Self {
         // IMGAPI answers a bad query parameter with 422 InvalidParameter.
-        if e.status_code.as_u16() == 400 && e.external_message.starts_with("unable to parse query") {
+        if e.status_code.as_u16() == 400 && e.external_message.starts_with("unable to parse query")
+        {
             return ImgapiError::invalid_parameter(e.external_message);
         }
         let code = match e.status_code.as_u16() {

@@ -12,12 +12,14 @@
 //! errors print as `Code: message`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
 
 progenitor::generate_api!(
     spec = "../../openapi/imgapi-client.json",
     interface = Builder,
     inner_type = crate::Auth,
     pre_hook_async = crate::sign_request,
+    post_hook = crate::record_status,
     replace = {
         Image = imgapi_api::Image,
         ImageActionResponse = imgapi_api::ImageActionResponse,
@@ -32,11 +34,37 @@ progenitor::generate_api!(
     },
 );
 
-/// How requests are authenticated: not at all (a DC's internal IMGAPI), or
-/// with an HTTP Signature (updates servers).
+/// Per-client state: how requests are authenticated (not at all for a
+/// DC's internal IMGAPI, HTTP Signature for updates servers), and the
+/// status of the last response.
 #[derive(Debug, Clone, Default)]
 pub struct Auth {
     pub signer: Option<Arc<http_signature::Signer>>,
+    last_status: Arc<AtomicU16>,
+}
+
+impl Auth {
+    pub fn new(signer: Option<Arc<http_signature::Signer>>) -> Auth {
+        Auth {
+            signer,
+            last_status: Default::default(),
+        }
+    }
+
+    /// The HTTP status of the last response this client received. Progenitor
+    /// drops it when an error body is not JSON (a proxy's 502 page, an empty
+    /// 500); callers use this to still say which status came back.
+    pub fn last_status(&self) -> Option<u16> {
+        match self.last_status.load(Ordering::Relaxed) {
+            0 => None,
+            s => Some(s),
+        }
+    }
+}
+
+fn record_status(auth: &Auth, result: &reqwest::Result<reqwest::Response>) {
+    let status = result.as_ref().map(|r| r.status().as_u16()).unwrap_or(0);
+    auth.last_status.store(status, Ordering::Relaxed);
 }
 
 async fn sign_request(auth: &Auth, request: &mut reqwest::Request) -> Result<(), String> {

@@ -38,7 +38,10 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// picks one of these from the branch (see `zone_image::stamp`).
 pub const DEFAULT_CHANNELS: &[(&str, &str)] = &[
     ("dev", "all development builds"),
-    ("staging", "builds for testing in staging in prep for production release"),
+    (
+        "staging",
+        "builds for testing in staging in prep for production release",
+    ),
     ("release", "release gold bits"),
     ("experimental", "feature branch builds"),
 ];
@@ -203,11 +206,17 @@ fn check_origin(images: &BTreeMap<Uuid, Image>, image: &Image) -> Result<(), Img
     match images.get(&origin) {
         None => Err(ImgapiError::from_code(
             "OriginDoesNotExist",
-            format!("origin image {origin} of image {} does not exist", image.uuid),
+            format!(
+                "origin image {origin} of image {} does not exist",
+                image.uuid
+            ),
         )),
         Some(o) if !is_activated(o) => Err(ImgapiError::from_code(
             "OriginIsNotActive",
-            format!("origin image {origin} of image {} is not active", image.uuid),
+            format!(
+                "origin image {origin} of image {} is not active",
+                image.uuid
+            ),
         )),
         Some(_) => Ok(()),
     }
@@ -265,7 +274,8 @@ fn tag_matches(image: &Image, key: &str, want: &str) -> bool {
     };
     match v {
         serde_json::Value::String(s) => s == want,
-        other => other.to_string() == want,
+        // `tag.x=true` matches a boolean true, `tag.n=5` the number 5.
+        other => serde_json::from_str::<serde_json::Value>(want).is_ok_and(|w| w == *other),
     }
 }
 
@@ -299,8 +309,7 @@ const MUTABLE: &[&str] = &[
 ];
 
 fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ImgapiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ImgapiError::invalid_parameter(format!("{what}: {e}")))
+    serde_json::from_slice(body).map_err(|e| ImgapiError::invalid_parameter(format!("{what}: {e}")))
 }
 
 pub enum ImgapiServer {}
@@ -350,7 +359,10 @@ impl ImgapiApi for ImgapiServer {
         let marker: Option<DateTime<Utc>> = match q.marker.as_deref() {
             None => None,
             Some(m) => match m.parse::<Uuid>() {
-                Ok(u) => images.get(&u).and_then(|i| i.published_at).or(Some(DateTime::<Utc>::MIN_UTC)),
+                Ok(u) => images
+                    .get(&u)
+                    .and_then(|i| i.published_at)
+                    .or(Some(DateTime::<Utc>::MIN_UTC)),
                 Err(_) => Some(
                     DateTime::parse_from_rfc3339(m)
                         .map_err(|_| {
@@ -388,7 +400,7 @@ impl ImgapiApi for ImgapiServer {
             .filter(|i| marker.is_none_or(|m| i.published_at.is_some_and(|p| p >= m)))
             .cloned()
             .collect();
-        out.sort_by(|a, b| (a.published_at, a.uuid).cmp(&(b.published_at, b.uuid)));
+        out.sort_by_key(|i| (i.published_at, i.uuid));
         out.truncate(q.limit.unwrap_or(1000).min(1000) as usize);
         Ok(HttpResponseOk(out))
     }
@@ -402,7 +414,9 @@ impl ImgapiApi for ImgapiServer {
         let uuid = path.into_inner().uuid;
         let channel = ctx.channel(query.into_inner().channel.as_deref())?;
         let mut images = ctx.images.lock().await;
-        Ok(HttpResponseOk(lookup(&mut images, &uuid, &channel)?.clone()))
+        Ok(HttpResponseOk(
+            lookup(&mut images, &uuid, &channel)?.clone(),
+        ))
     }
 
     async fn get_image_file(
@@ -496,7 +510,11 @@ impl ImgapiApi for ImgapiServer {
         let q = query.into_inner();
         let channel = ctx.channel(q.channel.as_deref())?;
         let body = body.as_bytes();
-        let image = |i: &Image| Ok(HttpResponseOk(ImageActionResponse::Image(Box::new(i.clone()))));
+        let image = |i: &Image| {
+            Ok(HttpResponseOk(ImageActionResponse::Image(Box::new(
+                i.clone(),
+            ))))
+        };
         match q.action {
             ImageAction::Import => {
                 let mut manifest: Image = parse_body(body, "manifest")?;
@@ -801,7 +819,8 @@ async fn import_remote(
         ));
     }
     let (base, remote_channel) = split_source(source)?;
-    let client = imgapi_client::Client::new_with_client(&base, ctx.http.clone(), Default::default());
+    let client =
+        imgapi_client::Client::new_with_client(&base, ctx.http.clone(), Default::default());
     let remote = |e: &dyn std::fmt::Display| {
         ImgapiError::remote_source(format!("{base}: image {uuid}: {e}"))
     };
@@ -812,9 +831,10 @@ async fn import_remote(
         get_file = get_file.channel(c);
     }
     let mut manifest = get.send().await.map_err(|e| remote(&e))?.into_inner();
-    let file = manifest.files.first().cloned().ok_or_else(|| {
-        ImgapiError::remote_source(format!("{base}: image {uuid} has no file"))
-    })?;
+    let file =
+        manifest.files.first().cloned().ok_or_else(|| {
+            ImgapiError::remote_source(format!("{base}: image {uuid} has no file"))
+        })?;
     check_origin(&*ctx.images.lock().await, &manifest)?;
     let body = get_file.send().await.map_err(|e| remote(&e))?.into_inner();
     let stream = body
@@ -875,7 +895,9 @@ mod tests {
 
     #[test]
     fn tag_filters_are_decoded() {
-        let t = tag_filters(Some("name=x&tag.smartdc_service=true&tag.role%20x=db+1&tag.e=a%2Fb"));
+        let t = tag_filters(Some(
+            "name=x&tag.smartdc_service=true&tag.role%20x=db+1&tag.e=a%2Fb",
+        ));
         assert_eq!(
             t,
             vec![

@@ -37,7 +37,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("imgapi-server: error: {e:#}");
-            let input = e.chain().any(|c| c.downcast_ref::<http_signature::Error>().is_some());
+            let input = e
+                .chain()
+                .any(|c| c.downcast_ref::<http_signature::Error>().is_some());
             ExitCode::from(if input { 2 } else { 1 })
         }
     }
@@ -61,8 +63,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             key_file,
         });
     }
-    let server = imgapi_server::start(opts)
-        .with_context(|| format!("starting on {} with --dir {}", cli.listen, cli.dir.display()))?;
+    let server = imgapi_server::start(opts).with_context(|| {
+        format!(
+            "starting on {} with --dir {}",
+            cli.listen,
+            cli.dir.display()
+        )
+    })?;
     // Tests and scripts read the bound address (port 0) from this line.
     println!("imgapi-server listening on {}", server.local_addr());
     // Every acknowledged write is already on disk, so being killed is a

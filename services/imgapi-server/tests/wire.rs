@@ -47,7 +47,12 @@ impl Srv {
     }
 
     async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self.http.get(format!("{}{path}", self.url)).send().await.unwrap();
+        let r = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -67,12 +72,19 @@ impl Srv {
     /// Import, upload, activate (no body on activate, as curl -X POST sends).
     async fn add_active(&self, uuid: &str, origin: Option<&str>) {
         let (s, _) = self
-            .post(&format!("/images/{uuid}?action=import"), Some(manifest(uuid, origin)))
+            .post(
+                &format!("/images/{uuid}?action=import"),
+                Some(manifest(uuid, origin)),
+            )
             .await;
         assert_eq!(s, 200);
-        let (s, _) = self.put_file(uuid, "compression=none", b"data".to_vec()).await;
+        let (s, _) = self
+            .put_file(uuid, "compression=none", b"data".to_vec())
+            .await;
         assert_eq!(s, 200);
-        let (s, body) = self.post(&format!("/images/{uuid}?action=activate"), None).await;
+        let (s, body) = self
+            .post(&format!("/images/{uuid}?action=activate"), None)
+            .await;
         assert_eq!(s, 200, "{body}");
     }
 }
@@ -88,7 +100,10 @@ async fn import_upload_activate_and_errors_follow_the_reference() {
     let uuid = uuid::Uuid::new_v4().to_string();
 
     let (s, body) = srv.get("/ping").await;
-    assert_eq!((s, body["ping"].as_str(), body["imgapi"].as_bool()), (200, Some("pong"), Some(true)));
+    assert_eq!(
+        (s, body["ping"].as_str(), body["imgapi"].as_bool()),
+        (200, Some("pong"), Some(true))
+    );
     let (s, body) = srv.get("/ping?error=ValidationFailed&message=boom").await;
     assert_eq!(s, 422);
     assert!(is_restify_error(&body, "ValidationFailed"));
@@ -97,63 +112,108 @@ async fn import_upload_activate_and_errors_follow_the_reference() {
     assert_eq!(s, 404);
     assert!(is_restify_error(&body, "ResourceNotFound"), "{body}");
 
-    let (s, body) = srv.post(&format!("/images/{uuid}?action=import"), Some(manifest(&uuid, None))).await;
+    let (s, body) = srv
+        .post(
+            &format!("/images/{uuid}?action=import"),
+            Some(manifest(&uuid, None)),
+        )
+        .await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["state"], "unactivated");
     assert_eq!(body["channels"], json!(["dev"]));
-    let (s, body) = srv.post(&format!("/images/{uuid}?action=import"), Some(manifest(&uuid, None))).await;
+    let (s, body) = srv
+        .post(
+            &format!("/images/{uuid}?action=import"),
+            Some(manifest(&uuid, None)),
+        )
+        .await;
     assert_eq!(s, 409);
     assert!(is_restify_error(&body, "ImageUuidAlreadyExists"));
 
-    let (s, body) = srv.post(&format!("/images/{uuid}?action=activate"), None).await;
+    let (s, body) = srv
+        .post(&format!("/images/{uuid}?action=activate"), None)
+        .await;
     assert_eq!(s, 422);
     assert!(is_restify_error(&body, "NoActivationNoFile"));
 
     let data = b"hello image".to_vec();
     let sha1 = hex::encode(sha1::Sha1::digest(&data));
-    let (s, body) = srv.put_file(&uuid, &format!("compression=none&size={}", data.len() + 1), data.clone()).await;
+    let (s, body) = srv
+        .put_file(
+            &uuid,
+            &format!("compression=none&size={}", data.len() + 1),
+            data.clone(),
+        )
+        .await;
     assert_eq!(s, 400);
     assert!(is_restify_error(&body, "Upload"), "{body}");
     let (s, body) = srv.put_file(&uuid, "compression=xz", data.clone()).await;
     assert_eq!(s, 422, "{body}");
     assert!(is_restify_error(&body, "InvalidParameter"), "{body}");
     let (s, body) = srv
-        .put_file(&uuid, &format!("compression=none&sha1={sha1}&size={}", data.len()), data.clone())
+        .put_file(
+            &uuid,
+            &format!("compression=none&sha1={sha1}&size={}", data.len()),
+            data.clone(),
+        )
         .await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["files"][0]["sha1"], sha1.as_str());
     assert_eq!(body["files"][0]["compression"], "none");
 
-    let (s, body) = srv.post(&format!("/images/{uuid}?action=activate"), None).await;
+    let (s, body) = srv
+        .post(&format!("/images/{uuid}?action=activate"), None)
+        .await;
     assert_eq!(s, 200);
     assert_eq!(body["state"], "active");
     let published = body["published_at"].as_str().unwrap().to_string();
-    assert!(published.ends_with('Z') && published.len() == 24, "{published}");
-    let (s, body) = srv.post(&format!("/images/{uuid}?action=activate"), None).await;
+    assert!(
+        published.ends_with('Z') && published.len() == 24,
+        "{published}"
+    );
+    let (s, body) = srv
+        .post(&format!("/images/{uuid}?action=activate"), None)
+        .await;
     assert_eq!(s, 422);
     assert!(is_restify_error(&body, "ImageAlreadyActivated"));
     let (s, body) = srv.put_file(&uuid, "compression=none", data.clone()).await;
     assert_eq!(s, 422);
     assert!(is_restify_error(&body, "ImageFilesImmutable"));
 
-    let (s, body) = srv.post(&format!("/images/{uuid}?action=disable"), None).await;
-    assert_eq!((s, body["state"].as_str(), body["disabled"].as_bool()), (200, Some("disabled"), Some(true)));
+    let (s, body) = srv
+        .post(&format!("/images/{uuid}?action=disable"), None)
+        .await;
+    assert_eq!(
+        (s, body["state"].as_str(), body["disabled"].as_bool()),
+        (200, Some("disabled"), Some(true))
+    );
     let (_, list) = srv.get("/images").await;
     assert_eq!(list, json!([]), "disabled images are not listed by default");
     let (_, list) = srv.get("/images?state=disabled").await;
     assert_eq!(list.as_array().unwrap().len(), 1);
-    let (s, body) = srv.post(&format!("/images/{uuid}?action=enable"), None).await;
+    let (s, body) = srv
+        .post(&format!("/images/{uuid}?action=enable"), None)
+        .await;
     assert_eq!((s, body["state"].as_str()), (200, Some("active")));
 
     let (s, body) = srv
-        .post(&format!("/images/{uuid}?action=update"), Some(json!({"description": "new"})))
+        .post(
+            &format!("/images/{uuid}?action=update"),
+            Some(json!({"description": "new"})),
+        )
         .await;
     assert_eq!((s, body["description"].as_str()), (200, Some("new")));
     let (s, body) = srv
-        .post(&format!("/images/{uuid}?action=update"), Some(json!({"name": "renamed"})))
+        .post(
+            &format!("/images/{uuid}?action=update"),
+            Some(json!({"name": "renamed"})),
+        )
         .await;
     assert_eq!(s, 422);
-    assert!(is_restify_error(&body, "ValidationFailed") && body["message"].as_str().unwrap().starts_with("name:"));
+    assert!(
+        is_restify_error(&body, "ValidationFailed")
+            && body["message"].as_str().unwrap().starts_with("name:")
+    );
 
     let file = srv
         .http
@@ -161,7 +221,10 @@ async fn import_upload_activate_and_errors_follow_the_reference() {
         .send()
         .await
         .unwrap();
-    assert_eq!(file.headers()["content-length"], data.len().to_string().as_str());
+    assert_eq!(
+        file.headers()["content-length"],
+        data.len().to_string().as_str()
+    );
     assert_eq!(file.bytes().await.unwrap().as_ref(), data.as_slice());
     srv.server.close().await.unwrap();
 }
@@ -174,7 +237,12 @@ async fn filters_channels_and_delete() {
     let b = uuid::Uuid::new_v4().to_string();
     srv.add_active(&a, None).await;
 
-    let (s, body) = srv.post(&format!("/images/{b}?action=import"), Some(manifest(&b, Some(&uuid::Uuid::new_v4().to_string())))).await;
+    let (s, body) = srv
+        .post(
+            &format!("/images/{b}?action=import"),
+            Some(manifest(&b, Some(&uuid::Uuid::new_v4().to_string()))),
+        )
+        .await;
     assert_eq!(s, 422);
     assert!(is_restify_error(&body, "OriginDoesNotExist"));
     srv.add_active(&b, Some(&a)).await;
@@ -182,7 +250,14 @@ async fn filters_channels_and_delete() {
     let count = |v: &Value| v.as_array().map(|a| a.len()).unwrap_or(usize::MAX);
     assert_eq!(count(&srv.get("/images?tag.role=db").await.1), 2);
     assert_eq!(count(&srv.get("/images?tag.role=web").await.1), 0);
-    assert_eq!(count(&srv.get("/images?tag.smartdc_service=true&name=wire").await.1), 2);
+    assert_eq!(
+        count(
+            &srv.get("/images?tag.smartdc_service=true&name=wire")
+                .await
+                .1
+        ),
+        2
+    );
     assert_eq!(count(&srv.get("/images?name=~ir").await.1), 2);
     assert_eq!(count(&srv.get("/images?name=wir").await.1), 0);
     assert_eq!(count(&srv.get("/images?type=!zone-dataset").await.1), 0);
@@ -193,12 +268,21 @@ async fn filters_channels_and_delete() {
     assert!(is_restify_error(&body, "ValidationFailed"));
 
     let (_, chans) = srv.get("/channels").await;
-    assert_eq!(chans[0], json!({"name": "dev", "default": true, "description": "all development builds"}));
+    assert_eq!(
+        chans[0],
+        json!({"name": "dev", "default": true, "description": "all development builds"})
+    );
 
     let (s, body) = srv
-        .post(&format!("/images/{a}?action=channel-add"), Some(json!({"channel": "staging"})))
+        .post(
+            &format!("/images/{a}?action=channel-add"),
+            Some(json!({"channel": "staging"})),
+        )
         .await;
-    assert_eq!((s, body["channels"].clone()), (200, json!(["dev", "staging"])));
+    assert_eq!(
+        (s, body["channels"].clone()),
+        (200, json!(["dev", "staging"]))
+    );
     assert_eq!(count(&srv.get("/images?channel=staging").await.1), 1);
     assert_eq!(count(&srv.get("/images?channel=*").await.1), 2);
 
@@ -257,7 +341,12 @@ async fn writes_need_a_signature_when_keys_are_configured() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
 
-    let r = http.get(format!("{url}/ping")).headers(headers).send().await.unwrap();
+    let r = http
+        .get(format!("{url}/ping"))
+        .headers(headers)
+        .send()
+        .await
+        .unwrap();
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["user"], "ops");
     server.close().await.unwrap();

@@ -68,21 +68,15 @@ impl LocalStore {
         }
     }
 
-    /// Copy `src` in, checking on the way that it still has `md5`.
-    pub fn put_file(&self, key: &str, src: &Path, md5: &str, bar: &Bar, ctx: &Ctx) -> Result<()> {
+    /// Copy `src` in; returns the md5 of what was copied.
+    pub fn put_file(&self, key: &str, src: &Path, bar: &Bar, ctx: &Ctx) -> Result<String> {
         let path = self.path(key);
         let parent = create_parent(&path)?;
         let tmp = temp_for(&path);
-        let got = copy_hashing(src, &tmp, bar, Some(ctx))?;
-        if got != md5 {
-            let _ = fs::remove_file(&tmp);
-            return Err(Error::ChangedDuringUpload {
-                path: src.to_path_buf(),
-                detail: format!("md5 {md5} when hashed, {got} when copied"),
-            });
-        }
+        let md5 = copy_hashing(src, &tmp, bar, Some(ctx))?;
         fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
-        sync_dir(parent)
+        sync_dir(parent)?;
+        Ok(md5)
     }
 
     /// Write a small object unless it already holds `body`; true if written.

@@ -1,11 +1,15 @@
 //! S3-compatible object storage through `object_store` (signing, retries
 //! with backoff on 5xx/429/timeouts/connection errors, multipart).
 //!
-//! The md5 of an object: multipart ETags are not md5s, so every object we
-//! write carries its md5 as user metadata (`x-amz-meta-md5`), read back
-//! with a HEAD. An object without it (written by another tool) is streamed
-//! and hashed, which is slow but never wrong; an ETag is never trusted as
-//! an md5 because SSE-KMS and multipart make it something else.
+//! The md5 of an object: each file is read once, hashed as it is sent, so
+//! a multipart object's md5 is known only after its parts are out, too late
+//! for metadata (set when the upload starts), and its ETag is not an md5.
+//! So the md5 of a stored object is, in order: its `x-amz-meta-md5` (every
+//! single-PUT object we write has one), else the line for it in the stamp's
+//! md5sums.txt (written after every file is stored and verified), else the
+//! md5 of its bytes, streamed back (an upload killed before md5sums.txt, or
+//! an object another tool wrote: slow, but never wrong). ETags are never
+//! taken for md5s: SSE-KMS and multipart make them something else.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -275,10 +279,15 @@ impl S3Store {
         }
     }
 
-    pub async fn existing_md5(&self, key: &str) -> Result<Option<(u64, String)>> {
+    pub async fn existing_md5(
+        &self,
+        key: &str,
+        listed: Option<String>,
+    ) -> Result<Option<(u64, String)>> {
         match self.head(key).await? {
             None => Ok(None),
             Some((size, Some(md5))) => Ok(Some((size, md5))),
+            Some((size, None)) if listed.is_some() => Ok(listed.map(|m| (size, m))),
             Some((size, None)) => {
                 let mut h = Md5::new();
                 let r = self
@@ -296,22 +305,23 @@ impl S3Store {
     }
 
     /// Upload a file (one PUT, or multipart with up to `jobs` parts in
-    /// flight), then HEAD it to check size and md5 landed as sent.
+    /// flight), hashing it on the way; then HEAD it to check it landed
+    /// whole. Returns the md5 of what was sent.
     pub async fn put_file(
         &self,
         key: &str,
         src: &Path,
-        md5: &str,
         size: u64,
         bar: &Bar,
         ctx: &Ctx,
-    ) -> Result<()> {
+    ) -> Result<String> {
         let path = self.path(key);
-        if size <= PART_SIZE as u64 {
+        let md5 = if size <= PART_SIZE as u64 {
             let data = tokio::fs::read(src).await.map_err(|e| Error::io(src, e))?;
+            let md5 = hex::encode(Md5::digest(&data));
             let permit = ctx.sem.acquire().await;
             let opts = PutOptions {
-                attributes: attributes(key, Some(md5)),
+                attributes: attributes(key, Some(&md5)),
                 ..Default::default()
             };
             let n = data.len() as u64;
@@ -322,9 +332,10 @@ impl S3Store {
             drop(permit);
             bar.inc(n);
             ctx.chunk_written();
+            md5
         } else {
             let opts = PutMultipartOptions {
-                attributes: attributes(key, Some(md5)),
+                attributes: attributes(key, None),
                 ..Default::default()
             };
             let mut up = self
@@ -332,10 +343,10 @@ impl S3Store {
                 .put_multipart_opts(&path, opts)
                 .await
                 .map_err(|e| self.err(key, e))?;
-            let result = self.send_parts(key, src, &mut *up, bar, ctx).await;
-            match result {
-                Ok(()) => {
+            match self.send_parts(key, src, &mut *up, bar, ctx).await {
+                Ok(md5) => {
                     up.complete().await.map_err(|e| self.err(key, e))?;
+                    md5
                 }
                 Err(e) => {
                     // Best effort: parts left behind cost storage, not
@@ -344,9 +355,9 @@ impl S3Store {
                     return Err(e);
                 }
             }
-        }
+        };
         match self.head(key).await? {
-            Some((n, Some(m))) if n == size && m == md5 => Ok(()),
+            Some((n, m)) if n == size && m.as_ref().is_none_or(|m| *m == md5) => Ok(md5),
             Some((n, m)) => Err(Error::Remote {
                 object: self.location(key),
                 message: format!(
@@ -368,7 +379,8 @@ impl S3Store {
         up: &mut dyn object_store::MultipartUpload,
         bar: &Bar,
         ctx: &Ctx,
-    ) -> Result<()> {
+    ) -> Result<String> {
+        let mut hash = Md5::new();
         let mut file = tokio::fs::File::open(src)
             .await
             .map_err(|e| Error::io(src, e))?;
@@ -399,7 +411,9 @@ impl S3Store {
                 break;
             }
             let n = buf.len() as u64;
-            let fut = up.put_part(PutPayload::from(buf.freeze()));
+            let part = buf.freeze();
+            hash.update(&part);
+            let fut = up.put_part(PutPayload::from(part));
             let bar = bar.handle();
             tasks.push(tokio::spawn(async move {
                 let r = fut.await;
@@ -423,7 +437,7 @@ impl S3Store {
         for t in tasks {
             self.join_part(key, t).await?;
         }
-        Ok(())
+        Ok(hex::encode(hash.finalize()))
     }
 
     async fn join_part(

@@ -44,33 +44,38 @@ impl Store {
         }
     }
 
-    pub async fn existing_md5(&self, key: &str) -> Result<Option<(u64, String)>> {
+    /// Size and md5 of what is stored under `key`, None if nothing is.
+    /// `listed` is the md5 the stamp's md5sums.txt gives for it, if any.
+    pub async fn existing_md5(
+        &self,
+        key: &str,
+        listed: Option<String>,
+    ) -> Result<Option<(u64, String)>> {
         match self {
             Store::Local(l) => {
                 let (l, key) = (l.clone(), key.to_string());
                 blocking(move || l.existing_md5(&key)).await
             }
-            Store::S3(s) => s.existing_md5(key).await,
+            Store::S3(s) => s.existing_md5(key, listed).await,
         }
     }
 
+    /// Store a file, reading it once; returns the md5 of what was sent.
     pub async fn put_file(
         &self,
         key: &str,
         src: &Path,
-        md5: &str,
         size: u64,
         bar: &Bar,
         ctx: &Arc<Ctx>,
-    ) -> Result<()> {
+    ) -> Result<String> {
         match self {
             Store::Local(l) => {
-                let (l, key, src, md5) =
-                    (l.clone(), key.to_string(), src.to_path_buf(), md5.to_string());
+                let (l, key, src) = (l.clone(), key.to_string(), src.to_path_buf());
                 let (bar, ctx) = (bar.handle(), ctx.clone());
-                blocking(move || l.put_file(&key, &src, &md5, &bar, &ctx)).await
+                blocking(move || l.put_file(&key, &src, &bar, &ctx)).await
             }
-            Store::S3(s) => s.put_file(key, src, md5, size, bar, ctx).await,
+            Store::S3(s) => s.put_file(key, src, size, bar, ctx).await,
         }
     }
 

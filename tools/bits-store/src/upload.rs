@@ -1,8 +1,10 @@
 //! `bits upload`: bits/<name>/ into a store, in three phases so that a
 //! conflict changes nothing and a pointer never names an incomplete stamp:
-//! 1. hash every local file and look at what the store already holds
-//!    (a different md5 under the same name is refused before any write);
-//! 2. store what is missing, verifying each object;
+//! 1. look at what the store already holds; for each object that exists,
+//!    hash the local file and compare (a different md5 is refused before
+//!    any write);
+//! 2. store what is missing, hashing in the same read that sends it (one
+//!    pass over each file), and verify each object;
 //! 3. per component, md5sums.txt, then `<branch>-latest` (and
 //!    `latest-release`).
 //!
@@ -151,8 +153,8 @@ struct Planned {
     key: String,
     size: u64,
     mtime: Option<SystemTime>,
-    md5: String,
-    present: bool,
+    /// Known in phase 1 for objects already stored, else after phase 2.
+    md5: Option<String>,
 }
 
 fn stat(path: &Path) -> Result<(u64, Option<SystemTime>)> {
@@ -187,7 +189,19 @@ pub async fn upload(opts: &UploadOptions, ctx: Arc<Ctx>) -> Result<UploadReport>
         Err(e) => return Err(Error::io(&artifacts, e)),
     }
 
-    // Phase 1: hash and compare.
+    // Phase 1: compare with what is stored. A stamp's existing md5sums.txt
+    // vouches for objects that carry no md5 of their own (see s3.rs).
+    let mut stored_sums: Vec<Option<Vec<(String, String)>>> = Vec::new();
+    for c in &comps {
+        let key = c.layout.md5sums(&c.stamp.full);
+        let sums = match store.get_small(&key).await? {
+            Some(body) => layout::parse_md5sums(&store.location(&key), &String::from_utf8_lossy(&body))
+                .ok(),
+            None => None,
+        };
+        stored_sums.push(sums);
+    }
+    let sums_for = |i: usize| stored_sums[i].as_deref();
     let work: Vec<(usize, String)> = comps
         .iter()
         .enumerate()
@@ -201,26 +215,25 @@ pub async fn upload(opts: &UploadOptions, ctx: Arc<Ctx>) -> Result<UploadReport>
             let store = store.clone();
             async move {
                 let (size, mtime) = stat(&src)?;
-                let s2 = src.clone();
-                let (hsize, md5) = tokio::task::spawn_blocking(move || md5_file(&s2))
-                    .await
-                    .map_err(|e| Error::io(&src, std::io::Error::other(e)))??;
-                if hsize != size {
-                    return Err(Error::ChangedDuringUpload {
-                        path: src,
-                        detail: format!("{size} bytes, then {hsize} while hashing"),
-                    });
-                }
-                let present = match store.existing_md5(&key).await? {
-                    None => false,
-                    Some((_, stored)) if stored == md5 => true,
+                let listed = sums_for(i)
+                    .and_then(|v| v.iter().find(|(f, _)| *f == file))
+                    .map(|(_, m)| m.clone());
+                let md5 = match store.existing_md5(&key, listed).await? {
+                    None => None,
                     Some((_, stored)) => {
-                        return Err(Error::Immutable {
-                            object: store.location(&key),
-                            stored,
-                            local: src,
-                            local_md5: md5,
-                        });
+                        let s2 = src.clone();
+                        let (_, local) = tokio::task::spawn_blocking(move || md5_file(&s2))
+                            .await
+                            .map_err(|e| Error::io(&src, std::io::Error::other(e)))??;
+                        if stored != local {
+                            return Err(Error::Immutable {
+                                object: store.location(&key),
+                                stored,
+                                local: src,
+                                local_md5: local,
+                            });
+                        }
+                        Some(local)
                     }
                 };
                 Ok(Planned {
@@ -231,7 +244,6 @@ pub async fn upload(opts: &UploadOptions, ctx: Arc<Ctx>) -> Result<UploadReport>
                     size,
                     mtime,
                     md5,
-                    present,
                 })
             }
         })
@@ -242,14 +254,14 @@ pub async fn upload(opts: &UploadOptions, ctx: Arc<Ctx>) -> Result<UploadReport>
 
     // Phase 2: store what is missing.
     let mut report = UploadReport::default();
-    for p in plan.iter().filter(|p| p.present) {
+    for p in plan.iter().filter(|p| p.md5.is_some()) {
         report.skipped += 1;
         ctx.reporter.line(&format!(
             "skipped {}: already stored, md5 matches",
             store.location(&p.key)
         ));
     }
-    let todo: Vec<&Planned> = plan.iter().filter(|p| !p.present).collect();
+    let todo: Vec<&mut Planned> = plan.iter_mut().filter(|p| p.md5.is_none()).collect();
     report.stored = todo.len();
     futures::stream::iter(todo)
         .map(|p| {
@@ -257,12 +269,10 @@ pub async fn upload(opts: &UploadOptions, ctx: Arc<Ctx>) -> Result<UploadReport>
             let ctx = ctx.clone();
             async move {
                 let bar = ctx.reporter.bar(&p.file, p.size);
-                store
-                    .put_file(&p.key, &p.src, &p.md5, p.size, &bar, &ctx)
-                    .await?;
+                let md5 = store.put_file(&p.key, &p.src, p.size, &bar, &ctx).await?;
                 bar.done();
-                // The local store re-hashes while copying; for S3, a changed
-                // size or mtime means the bytes sent may not match the md5.
+                // A file rewritten while it was read would leave an object
+                // that matches neither version.
                 let now = stat(&p.src)?;
                 if now != (p.size, p.mtime) {
                     return Err(Error::ChangedDuringUpload {
@@ -275,6 +285,7 @@ pub async fn upload(opts: &UploadOptions, ctx: Arc<Ctx>) -> Result<UploadReport>
                     store.location(&p.key),
                     p.size
                 ));
+                p.md5 = Some(md5);
                 ctx.file_stored();
                 Ok::<(), Error>(())
             }
@@ -290,7 +301,7 @@ pub async fn upload(opts: &UploadOptions, ctx: Arc<Ctx>) -> Result<UploadReport>
         let sums: Vec<(String, String)> = plan
             .iter()
             .filter(|p| p.comp == i)
-            .map(|p| (p.file.clone(), p.md5.clone()))
+            .filter_map(|p| Some((p.file.clone(), p.md5.clone()?)))
             .collect();
         for p in plan.iter().filter(|p| p.comp == i) {
             lines.push(store.location(&p.key));

@@ -98,7 +98,9 @@ pub struct Signer {
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signer").field("key_id", &self.key_id).finish()
+        f.debug_struct("Signer")
+            .field("key_id", &self.key_id)
+            .finish()
     }
 }
 
@@ -255,8 +257,8 @@ impl KeyRing {
                     public.algorithm()
                 ))
             })?;
-            let rsa_key = RsaPublicKey::try_from(rsa_ssh)
-                .map_err(|e| err(format!("bad RSA key: {e}")))?;
+            let rsa_key =
+                RsaPublicKey::try_from(rsa_ssh).map_err(|e| err(format!("bad RSA key: {e}")))?;
             let fingerprint = md5_fingerprint(&rsa_key).map_err(err)?;
             keys.push(AuthorizedKey {
                 fingerprint,
@@ -397,7 +399,11 @@ fn parse_authorization(value: &str) -> Result<AuthParams, VerifyError> {
 
 /// `/<user>/keys/<fingerprint>` -> (user, fingerprint).
 fn parse_key_id(key_id: &str) -> Result<(String, &str), VerifyError> {
-    let bad = || VerifyError::Malformed(format!("keyId {key_id:?} is not /<user>/keys/<fingerprint>"));
+    let bad = || {
+        VerifyError::Malformed(format!(
+            "keyId {key_id:?} is not /<user>/keys/<fingerprint>"
+        ))
+    };
     let rest = key_id.strip_prefix('/').ok_or_else(bad)?;
     let (user, fp) = rest.split_once("/keys/").ok_or_else(bad)?;
     if user.is_empty() || fp.is_empty() {
@@ -507,7 +513,10 @@ mod tests {
             VerifyError::Missing
         );
         let mut h = signed(&f.signer);
-        h.insert(http::header::AUTHORIZATION, "Basic Zm9vOmJhcg==".parse().unwrap());
+        h.insert(
+            http::header::AUTHORIZATION,
+            "Basic Zm9vOmJhcg==".parse().unwrap(),
+        );
         assert!(matches!(
             f.ring.verify("GET", "/", &h, Utc::now()).unwrap_err(),
             VerifyError::Malformed(_)
@@ -538,7 +547,11 @@ mod tests {
         let mut h = http::HeaderMap::new();
         h.insert(http::header::DATE, date.parse().unwrap());
         h.insert(http::header::AUTHORIZATION, auth.parse().unwrap());
-        assert!(f.ring.verify("PUT", "/images/x/file", &h, Utc::now()).is_ok());
+        assert!(
+            f.ring
+                .verify("PUT", "/images/x/file", &h, Utc::now())
+                .is_ok()
+        );
         assert!(matches!(
             f.ring.verify("PUT", "/images/y/file", &h, Utc::now()),
             Err(VerifyError::BadSignature(_))
@@ -551,7 +564,10 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(err.starts_with("/etc/keys: line 3: not an SSH public key"), "{err}");
+        assert!(
+            err.starts_with("/etc/keys: line 3: not an SSH public key"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -28,9 +28,18 @@ pub struct Imgapi {
 /// Describe a failed call: which operation, which server, and what came
 /// back (status and restify code/message, or the transport's own chain of
 /// causes: connection refused, TLS verification, ...).
-fn api_error<E>(op: &str, url: &str, e: imgapi_client::Error<E>, body: impl Fn(&E) -> String) -> Error {
+fn api_error<E>(
+    op: &str,
+    url: &str,
+    last_status: Option<u16>,
+    e: imgapi_client::Error<E>,
+    body: impl Fn(&E) -> String,
+) -> Error {
     use imgapi_client::Error as E2;
-    let status = e.status().map(|s| s.as_u16());
+    let status = e.status().map(|s| s.as_u16()).or(match &e {
+        E2::InvalidResponsePayload(..) => last_status,
+        _ => None,
+    });
     let detail = match &e {
         E2::ErrorResponse(rv) => format!("{}: {}", rv.status(), body(rv)),
         E2::CommunicationError(re) | E2::ResponseBodyError(re) | E2::InvalidUpgrade(re) => {
@@ -45,7 +54,8 @@ fn api_error<E>(op: &str, url: &str, e: imgapi_client::Error<E>, body: impl Fn(&
             }
         }
         E2::InvalidResponsePayload(bytes, err) => format!(
-            "the answer is not an IMGAPI response ({err}): {:?}",
+            "{}the answer is not an IMGAPI response ({err}): {:?}",
+            status.map(|s| format!("{s}: ")).unwrap_or_default(),
             String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
         ),
         E2::UnexpectedResponse(r) => format!("unexpected response {}", r.status()),
@@ -84,14 +94,20 @@ impl Imgapi {
             .build()
             .map_err(|e| Error::Other(format!("building the HTTP client: {}", error_chain(&e))))?;
         let url = url.trim_end_matches('/').to_string();
-        let client = Client::new_with_client(
-            &url,
-            http,
-            imgapi_client::Auth {
-                signer: opts.signer.clone(),
-            },
-        );
+        let client =
+            Client::new_with_client(&url, http, imgapi_client::Auth::new(opts.signer.clone()));
         Ok(Imgapi { url, client })
+    }
+
+    fn error(&self, op: &str, e: imgapi_client::Error<ImgapiError>) -> Error {
+        use progenitor_client::ClientInfo as _;
+        api_error(
+            op,
+            &self.url,
+            self.client.inner().last_status(),
+            e,
+            imgapi_body,
+        )
     }
 
     pub fn url(&self) -> &str {
@@ -107,8 +123,12 @@ impl Imgapi {
         match req.send().await {
             Ok(rv) => Ok(Some(rv.into_inner())),
             Err(e) => {
-                let err = api_error(&format!("GetImage {uuid}"), &self.url, e, imgapi_body);
-                if err.is_not_found() { Ok(None) } else { Err(err) }
+                let err = self.error(&format!("GetImage {uuid}"), e);
+                if err.is_not_found() {
+                    Ok(None)
+                } else {
+                    Err(err)
+                }
             }
         }
     }
@@ -129,7 +149,7 @@ impl Imgapi {
         req.send()
             .await
             .map(|rv| rv.into_inner())
-            .map_err(|e| api_error("ListImages", &self.url, e, imgapi_body))
+            .map_err(|e| self.error("ListImages", e))
     }
 
     async fn action(
@@ -140,7 +160,12 @@ impl Imgapi {
         source: Option<&str>,
         body: serde_json::Value,
     ) -> Result<ImageActionResponse> {
-        let mut req = self.client.image_action().uuid(uuid).action(action).body(body);
+        let mut req = self
+            .client
+            .image_action()
+            .uuid(uuid)
+            .action(action)
+            .body(body);
         if let Some(c) = channel {
             req = req.channel(c.to_string());
         }
@@ -159,7 +184,7 @@ impl Imgapi {
         req.send()
             .await
             .map(|rv| rv.into_inner())
-            .map_err(|e| api_error(&format!("{op} {uuid}"), &self.url, e, imgapi_body))
+            .map_err(|e| self.error(&format!("{op} {uuid}"), e))
     }
 
     fn expect_image(op: &str, r: ImageActionResponse) -> Result<Image> {
@@ -188,7 +213,13 @@ impl Imgapi {
 
     pub async fn activate(&self, uuid: Uuid, channel: Option<&str>) -> Result<Image> {
         let r = self
-            .action(uuid, ImageAction::Activate, channel, None, serde_json::json!({}))
+            .action(
+                uuid,
+                ImageAction::Activate,
+                channel,
+                None,
+                serde_json::json!({}),
+            )
             .await?;
         Self::expect_image("ActivateImage", r)
     }
@@ -233,7 +264,7 @@ impl Imgapi {
         req.send()
             .await
             .map(|rv| rv.into_inner())
-            .map_err(|e| api_error(&format!("AddImageFile {uuid}"), &self.url, e, imgapi_body))
+            .map_err(|e| self.error(&format!("AddImageFile {uuid}"), e))
     }
 
     pub async fn delete(&self, uuid: Uuid, channel: Option<&str>) -> Result<()> {
@@ -244,6 +275,6 @@ impl Imgapi {
         req.send()
             .await
             .map(|_| ())
-            .map_err(|e| api_error(&format!("DeleteImage {uuid}"), &self.url, e, imgapi_body))
+            .map_err(|e| self.error(&format!("DeleteImage {uuid}"), e))
     }
 }

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt as _;
 use imgapi_api::{Image, ImageActionResponse, ImageFile, ImageState};
 use sha1::{Digest as _, Sha1};
 use uuid::Uuid;
@@ -139,17 +138,8 @@ pub fn verify_file(path: &Path, expected: &ImageFile, show_progress: bool) -> Re
     } else {
         Progress::hidden()
     };
-    let mut f = std::fs::File::open(path).map_err(io)?;
-    let mut hasher = Sha1::new();
-    let mut buf = vec![0u8; 1024 * 1024];
-    loop {
-        let n = f.read(&mut buf).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        progress.inc(n as u64);
-    }
+    let f = std::fs::File::open(path).map_err(io)?;
+    let hasher = hash_pipelined(f, &progress).map_err(io)?;
     progress.finish();
     let sha1 = hex::encode(hasher.finalize());
     if !sha1.eq_ignore_ascii_case(&expected.sha1) {
@@ -162,8 +152,98 @@ pub fn verify_file(path: &Path, expected: &ImageFile, show_progress: bool) -> Re
     Ok(())
 }
 
+const CHUNK: usize = 1024 * 1024;
+
+/// SHA-1 of a reader, with reading (a copy out of the page cache) on its
+/// own thread so it overlaps the hashing: this check runs before every
+/// upload, so it is on the import's critical path.
+fn hash_pipelined(mut f: std::fs::File, progress: &Progress) -> std::io::Result<Sha1> {
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(4);
+    let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            loop {
+                let mut buf = empty_rx.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK]);
+                buf.resize(CHUNK, 0);
+                match read_full(&mut f, &mut buf) {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        if full_tx.send(Ok(buf)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = full_tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
+        let mut hasher = Sha1::new();
+        for buf in full_rx {
+            let buf = buf?;
+            hasher.update(&buf);
+            progress.inc(buf.len() as u64);
+            let _ = empty_tx.send(buf);
+        }
+        Ok(hasher)
+    })
+}
+
+/// Fill `buf` as far as the file allows; 0 only at the end.
+fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// The upload body: chunks from the reader thread, with its exact length
+/// declared so the request carries `Content-Length` (as `curl -T` does)
+/// rather than chunked encoding.
+struct SizedBody {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    remaining: u64,
+}
+
+impl http_body::Body for SizedBody {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<std::io::Result<http_body::Frame<bytes::Bytes>>>> {
+        self.rx.poll_recv(cx).map(|item| {
+            item.map(|r| {
+                r.map(|b| {
+                    self.remaining = self.remaining.saturating_sub(b.len() as u64);
+                    http_body::Frame::data(b)
+                })
+            })
+        })
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.remaining)
+    }
+}
+
 fn describe(i: &Image) -> String {
-    format!("{} ({}, {}, state={})", i.uuid, i.name, i.version, i.state.as_str())
+    format!(
+        "{} ({}, {}, state={})",
+        i.uuid,
+        i.name,
+        i.version,
+        i.state.as_str()
+    )
 }
 
 fn is_activated(i: &Image) -> bool {
@@ -185,7 +265,12 @@ pub async fn import_image(
     let existing = api.get_image(uuid, channel).await?;
     let resumed = match &existing {
         Some(i) if is_activated(i) => {
-            println!("Image {} is already {} in {}", describe(i), i.state.as_str(), api.url());
+            println!(
+                "Image {} is already {} in {}",
+                describe(i),
+                i.state.as_str(),
+                api.url()
+            );
             return Ok(Outcome::AlreadyActive(i.clone()));
         }
         Some(i) if i.state == ImageState::Unactivated => {
@@ -214,9 +299,19 @@ pub async fn import_image(
     let already_uploaded = existing
         .as_ref()
         .and_then(|i| i.files.first())
-        .is_some_and(|f| f.sha1.eq_ignore_ascii_case(&local.file.sha1) && f.size == local.file.size);
+        .is_some_and(|f| {
+            f.sha1.eq_ignore_ascii_case(&local.file.sha1) && f.size == local.file.size
+        });
     if !already_uploaded {
-        upload(api, uuid, channel, &local.file, file_path, opts.show_progress).await?;
+        upload(
+            api,
+            uuid,
+            channel,
+            &local.file,
+            file_path,
+            opts.show_progress,
+        )
+        .await?;
         println!("Added file {} to image {uuid}", file_path.display());
     }
     let active = api.activate(uuid, channel).await?;
@@ -236,7 +331,7 @@ async fn upload(
     path: &Path,
     show_progress: bool,
 ) -> Result<Image> {
-    let f = tokio::fs::File::open(path).await.map_err(|source| Error::Io {
+    let mut f = std::fs::File::open(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
     })?;
@@ -245,15 +340,34 @@ async fn upload(
     } else {
         Progress::hidden()
     });
+    // A blocking reader thread feeds 1 MiB chunks through a small bounded
+    // channel: memory stays flat whatever the image size, and reading
+    // overlaps sending.
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
     let p = progress.clone();
-    // Read in 256 KiB chunks straight into the request: memory stays flat
-    // whatever the image size.
-    let stream = tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024).inspect(move |r| {
-        if let Ok(b) = r {
-            p.inc(b.len() as u64);
+    std::thread::spawn(move || {
+        loop {
+            let mut buf = vec![0u8; CHUNK];
+            match read_full(&mut f, &mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    buf.truncate(n);
+                    p.inc(n as u64);
+                    if tx.blocking_send(Ok(bytes::Bytes::from(buf))).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
         }
     });
-    let body = reqwest::Body::wrap_stream(stream);
+    let body = reqwest::Body::wrap(SizedBody {
+        rx,
+        remaining: file.size,
+    });
     let r = api
         .add_file(uuid, channel, file.compression, &file.sha1, file.size, body)
         .await;
@@ -288,7 +402,9 @@ pub async fn ensure_origin_chain(api: &Imgapi, origin: Uuid, opts: &ImportOption
                 if source.is_none() {
                     source = Some(Imgapi::connect(&source_base, &opts.source_connect)?);
                 }
-                let src = source.as_ref().ok_or_else(|| Error::Other("no source".into()))?;
+                let src = source
+                    .as_ref()
+                    .ok_or_else(|| Error::Other("no source".into()))?;
                 let m = src
                     .get_image(uuid, source_channel.as_deref())
                     .await?
@@ -387,7 +503,12 @@ pub async fn import_remote_image(
     let channel = opts.channel.as_deref();
     if let Some(i) = api.get_image(uuid, channel).await? {
         if is_activated(&i) {
-            println!("Image {} is already {} in {}", describe(&i), i.state.as_str(), api.url());
+            println!(
+                "Image {} is already {} in {}",
+                describe(&i),
+                i.state.as_str(),
+                api.url()
+            );
             return Ok(Outcome::AlreadyActive(i));
         }
         return Err(Error::Other(format!(
@@ -401,7 +522,9 @@ pub async fn import_remote_image(
     let m = src
         .get_image(uuid, source_channel.as_deref())
         .await?
-        .ok_or_else(|| Error::Other(format!("image {uuid} is not at the source {}", opts.source)))?;
+        .ok_or_else(|| {
+            Error::Other(format!("image {uuid} is not at the source {}", opts.source))
+        })?;
     if let Some(origin) = m.origin {
         ensure_origin_chain(api, origin, opts).await?;
     }

@@ -44,7 +44,13 @@ impl Error {
     }
 
     pub fn is_not_found(&self) -> bool {
-        matches!(self, Error::Api { status: Some(404), .. })
+        matches!(
+            self,
+            Error::Api {
+                status: Some(404),
+                ..
+            }
+        )
     }
 }
 

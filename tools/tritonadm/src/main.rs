@@ -107,10 +107,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tritonadm: error: {e:#}");
-            let input = e
+            let input = e.chain().any(|c| {
+                c.downcast_ref::<tritonadm::Error>()
+                    .is_some_and(|e| e.is_input())
+            }) || e
                 .chain()
-                .any(|c| c.downcast_ref::<tritonadm::Error>().is_some_and(|e| e.is_input()))
-                || e.chain().any(|c| c.downcast_ref::<http_signature::Error>().is_some());
+                .any(|c| c.downcast_ref::<http_signature::Error>().is_some());
             ExitCode::from(if input { 2 } else { 1 })
         }
     }
@@ -130,7 +132,9 @@ fn connect(cli: &Cli) -> anyhow::Result<Imgapi> {
         (Some(key), Some(user)) => Some(Arc::new(http_signature::Signer::from_file(user, key)?)),
         _ => None,
     };
-    if cli.verbose && let Some(s) = &signer {
+    if cli.verbose
+        && let Some(s) = &signer
+    {
         eprintln!("tritonadm: signing requests as {}", s.key_id());
     }
     Ok(Imgapi::connect(
@@ -238,8 +242,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("name:         {}", image.name);
                 println!("version:      {}", image.version);
                 println!("state:        {}", image.state.as_str());
-                println!("type:         {}", serde_json::to_value(image.image_type)?.as_str().unwrap_or("-"));
-                println!("os:           {}", serde_json::to_value(image.os)?.as_str().unwrap_or("-"));
+                println!(
+                    "type:         {}",
+                    serde_json::to_value(image.image_type)?
+                        .as_str()
+                        .unwrap_or("-")
+                );
+                println!(
+                    "os:           {}",
+                    serde_json::to_value(image.os)?.as_str().unwrap_or("-")
+                );
                 if let Some(o) = image.origin {
                     println!("origin:       {o}");
                 }
@@ -283,7 +295,13 @@ fn report(outcome: &Outcome) {
     match outcome {
         Outcome::AlreadyActive(_) => {}
         Outcome::Imported(i) | Outcome::Completed(i) => {
-            println!("Image {} ({} {}) is {}", i.uuid, i.name, i.version, i.state.as_str());
+            println!(
+                "Image {} ({} {}) is {}",
+                i.uuid,
+                i.name,
+                i.version,
+                i.state.as_str()
+            );
         }
     }
 }

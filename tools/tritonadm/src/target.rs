@@ -132,7 +132,10 @@ mod tests {
     fn config_problems_are_named() {
         let (_d, p) = cfg("# c\ndatacenter_name='coal'\n");
         let e = resolve(None, None, &p).unwrap_err().to_string();
-        assert!(e.ends_with("config: dns_domain: missing (expected a line dns_domain=<domain>)"), "{e}");
+        assert!(
+            e.ends_with("config: dns_domain: missing (expected a line dns_domain=<domain>)"),
+            "{e}"
+        );
         let e = resolve(None, None, Path::new("/nonexistent/config")).unwrap_err();
         assert!(e.is_input());
         assert!(e.to_string().contains("--imgapi-url"), "{e}");
@@ -142,7 +145,8 @@ mod tests {
 
     #[test]
     fn source_channel_split() {
-        let (b, c) = split_source("https://updates.tritondatacenter.com?channel=experimental").unwrap();
+        let (b, c) =
+            split_source("https://updates.tritondatacenter.com?channel=experimental").unwrap();
         assert_eq!(b, "https://updates.tritondatacenter.com");
         assert_eq!(c.as_deref(), Some("experimental"));
     }

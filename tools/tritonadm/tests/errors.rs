@@ -13,7 +13,9 @@ async fn failing_server(status: &'static str, body: &'static str) -> String {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 16384];
                 let _ = sock.read(&mut buf).await;
@@ -69,7 +71,10 @@ async fn a_5xx_is_reported_with_its_code() {
     let out = tritonadm(&["--imgapi-url", &url, "image", "get", &img.uuid.to_string()]).await;
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("not an IMGAPI response") && err.contains("oops"), "{err}");
+    assert!(
+        err.contains("not an IMGAPI response") && err.contains("oops"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,14 +85,18 @@ async fn a_refused_connection_is_reported() {
     let out = tritonadm(&["--imgapi-url", &url, "image", "list"]).await;
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains(&url) && err.to_lowercase().contains("connection refused"), "{err}");
+    assert!(
+        err.contains(&url) && err.to_lowercase().contains("connection refused"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untrusted_certificate_is_reported_and_insecure_is_opt_in() {
     let tmp = tempfile::tempdir().unwrap();
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let mut opts = imgapi_server::Options::new(&tmp.path().join("imgapi"), "127.0.0.1:0".parse().unwrap());
+    let mut opts =
+        imgapi_server::Options::new(&tmp.path().join("imgapi"), "127.0.0.1:0".parse().unwrap());
     opts.tls = Some(dropshot::ConfigTls::AsBytes {
         certs: cert.cert.pem().into_bytes(),
         key: cert.signing_key.serialize_pem().into_bytes(),
@@ -98,7 +107,10 @@ async fn an_untrusted_certificate_is_reported_and_insecure_is_opt_in() {
     let out = tritonadm(&["--imgapi-url", &server.url, "image", "list"]).await;
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("certificate") && err.contains("--insecure"), "{err}");
+    assert!(
+        err.contains("certificate") && err.contains("--insecure"),
+        "{err}"
+    );
 
     let out = tritonadm(&["--imgapi-url", &server.url, "--insecure", "image", "list"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
@@ -117,17 +129,31 @@ async fn signed_writes_against_an_auth_server() {
     let tmp = tempfile::tempdir().unwrap();
     let line = http_signature::testing::write_key_pair(tmp.path(), "ops").unwrap();
     let ring = http_signature::KeyRing::parse(std::path::Path::new("keys"), &line).unwrap();
-    let mut opts = imgapi_server::Options::new(&tmp.path().join("imgapi"), "127.0.0.1:0".parse().unwrap());
+    let mut opts =
+        imgapi_server::Options::new(&tmp.path().join("imgapi"), "127.0.0.1:0".parse().unwrap());
     opts.auth = Some(ring);
     let server = Server::start_with(opts);
     let img = make_image(tmp.path(), "signed", None);
     let m = img.manifest.to_str().unwrap();
     let f = img.file.to_str().unwrap();
 
-    let out = tritonadm(&["--imgapi-url", &server.url, "image", "import", "-m", m, "-f", f]).await;
+    let out = tritonadm(&[
+        "--imgapi-url",
+        &server.url,
+        "image",
+        "import",
+        "-m",
+        m,
+        "-f",
+        f,
+    ])
+    .await;
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("401") && err.contains("UnauthorizedError"), "{err}");
+    assert!(
+        err.contains("401") && err.contains("UnauthorizedError"),
+        "{err}"
+    );
 
     // Reads stay open.
     let out = tritonadm(&["--imgapi-url", &server.url, "image", "list"]).await;

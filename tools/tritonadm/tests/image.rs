@@ -14,9 +14,24 @@ async fn import_list_get_delete() {
     let m = img.manifest.to_str().unwrap();
     let f = img.file.to_str().unwrap();
 
-    let out = tritonadm(&["--imgapi-url", &server.url, "-v", "image", "import", "-m", m, "-f", f]).await;
+    let out = tritonadm(&[
+        "--imgapi-url",
+        &server.url,
+        "-v",
+        "image",
+        "import",
+        "-m",
+        m,
+        "-f",
+        f,
+    ])
+    .await;
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains(&format!("Activated image {uuid}")), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(&format!("Activated image {uuid}")),
+        "{}",
+        stdout(&out)
+    );
     assert!(stderr(&out).contains(&format!("using IMGAPI {} (from --imgapi-url)", server.url)));
 
     // The file went through intact, and unknown manifest fields survived.
@@ -36,11 +51,30 @@ async fn import_list_get_delete() {
     assert_eq!(list[0].state, ImageState::Active);
     assert!(list[0].published_at.is_some());
 
-    let out = tritonadm(&["--imgapi-url", &server.url, "image", "list", "--name", "triton-api"]).await;
+    let out = tritonadm(&[
+        "--imgapi-url",
+        &server.url,
+        "image",
+        "list",
+        "--name",
+        "triton-api",
+    ])
+    .await;
     let table = stdout(&out);
-    let row = table.lines().find(|l| l.starts_with(&uuid)).expect("row for the image");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(&uuid))
+        .expect("row for the image");
     assert!(row.contains(" active "), "{row}");
-    let out = tritonadm(&["--imgapi-url", &server.url, "image", "list", "--name", "other"]).await;
+    let out = tritonadm(&[
+        "--imgapi-url",
+        &server.url,
+        "image",
+        "list",
+        "--name",
+        "other",
+    ])
+    .await;
     assert!(!stdout(&out).contains(&uuid));
 
     let out = tritonadm(&["--imgapi-url", &server.url, "image", "get", &uuid, "--json"]).await;
@@ -52,19 +86,41 @@ async fn import_list_get_delete() {
     assert_eq!(got["a_field_from_the_future"], serde_json::json!([1, 2, 3]));
 
     // A rerun says so and succeeds without touching anything.
-    let out = tritonadm(&["--imgapi-url", &server.url, "image", "import", "-m", m, "-f", f]).await;
+    let out = tritonadm(&[
+        "--imgapi-url",
+        &server.url,
+        "image",
+        "import",
+        "-m",
+        m,
+        "-f",
+        f,
+    ])
+    .await;
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("is already active"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("is already active"),
+        "{}",
+        stdout(&out)
+    );
 
     let out = tritonadm(&["--imgapi-url", &server.url, "image", "delete", &uuid]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let out = tritonadm(&["--imgapi-url", &server.url, "image", "get", &uuid]).await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains(&format!("image {uuid} not found")), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("image {uuid} not found")),
+        "{}",
+        stderr(&out)
+    );
     let out = tritonadm(&["--imgapi-url", &server.url, "image", "delete", &uuid]).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("404"), "{}", stderr(&out));
-    assert!(stderr(&out).contains("ResourceNotFound"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ResourceNotFound"),
+        "{}",
+        stderr(&out)
+    );
     server.stop().await;
 }
 
@@ -79,26 +135,67 @@ async fn corrupt_or_short_file_is_refused_before_upload() {
     let mut bytes = std::fs::read(&img.file).unwrap();
     bytes[1000] ^= 0x01;
     std::fs::write(&img.file, &bytes).unwrap();
-    let out = tritonadm(&["--imgapi-url", &server.url, "image", "import", "-m", m, "-f", f]).await;
+    let out = tritonadm(&[
+        "--imgapi-url",
+        &server.url,
+        "image",
+        "import",
+        "-m",
+        m,
+        "-f",
+        f,
+    ])
+    .await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains(f) && err.contains("sha1 is ") && err.contains("files[0].sha1"), "{err}");
+    assert!(
+        err.contains(f) && err.contains("sha1 is ") && err.contains("files[0].sha1"),
+        "{err}"
+    );
     let errors: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
     assert_eq!(errors.len(), 1, "one-line error: {err}");
-    assert!(errors[0].starts_with("tritonadm: error: ") && errors[0].contains(f), "{err}");
+    assert!(
+        errors[0].starts_with("tritonadm: error: ") && errors[0].contains(f),
+        "{err}"
+    );
 
     bytes.push(0);
     std::fs::write(&img.file, &bytes).unwrap();
-    let out = tritonadm(&["--imgapi-url", &server.url, "image", "import", "-m", m, "-f", f]).await;
+    let out = tritonadm(&[
+        "--imgapi-url",
+        &server.url,
+        "image",
+        "import",
+        "-m",
+        m,
+        "-f",
+        f,
+    ])
+    .await;
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("files[0].size"), "{}", stderr(&out));
 
     // Nothing reached the server, in any state.
     let api = lib_client(&server.url);
-    assert!(api.list_images(None, StateFilter::All, None).await.unwrap().is_empty());
+    assert!(
+        api.list_images(None, StateFilter::All, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // The check comes before any request: a dead server is never reached.
-    let out = tritonadm(&["--imgapi-url", "http://127.0.0.1:9", "image", "import", "-m", m, "-f", f]).await;
+    let out = tritonadm(&[
+        "--imgapi-url",
+        "http://127.0.0.1:9",
+        "image",
+        "import",
+        "-m",
+        m,
+        "-f",
+        f,
+    ])
+    .await;
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("files[0].size"), "{}", stderr(&out));
     server.stop().await;
@@ -123,7 +220,10 @@ async fn bad_manifest_is_a_one_line_input_error() {
     .await;
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains(img.manifest.to_str().unwrap()) && err.contains("field 'os'"), "{err}");
+    assert!(
+        err.contains(img.manifest.to_str().unwrap()) && err.contains("field 'os'"),
+        "{err}"
+    );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
 
@@ -134,7 +234,9 @@ async fn server_side_sha1_mismatch_leaves_it_unactivated_and_a_rerun_completes_i
     let img = make_image(tmp.path(), "mismatch", None);
     let api = lib_client(&server.url);
     let local = tritonadm::import::load_manifest(&img.manifest).unwrap();
-    api.import_manifest(img.uuid, None, &local.raw).await.unwrap();
+    api.import_manifest(img.uuid, None, &local.raw)
+        .await
+        .unwrap();
 
     let wrong = "0".repeat(40);
     let body = reqwest::Body::from(std::fs::read(&img.file).unwrap());
@@ -143,7 +245,10 @@ async fn server_side_sha1_mismatch_leaves_it_unactivated_and_a_rerun_completes_i
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.contains("400") && err.contains("Upload") && err.contains("sha1 mismatch"), "{err}");
+    assert!(
+        err.contains("400") && err.contains("Upload") && err.contains("sha1 mismatch"),
+        "{err}"
+    );
 
     let after = api.get_image(img.uuid, None).await.unwrap().unwrap();
     assert_eq!(after.state, ImageState::Unactivated);
@@ -163,7 +268,11 @@ async fn server_side_sha1_mismatch_leaves_it_unactivated_and_a_rerun_completes_i
     ])
     .await;
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("Completing unactivated image"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("Completing unactivated image"),
+        "{}",
+        stdout(&out)
+    );
     let done = api.get_image(img.uuid, None).await.unwrap().unwrap();
     assert_eq!(done.state, ImageState::Active);
     server.stop().await;
@@ -178,7 +287,9 @@ async fn state_survives_a_restart() {
     let b = make_image(tmp.path(), "b", None);
     let api = lib_client(&server.url);
     let opts = quiet_opts("http://127.0.0.1:9");
-    tritonadm::import::import_image(&api, &a.manifest, &a.file, &opts).await.unwrap();
+    tritonadm::import::import_image(&api, &a.manifest, &a.file, &opts)
+        .await
+        .unwrap();
     // b: stopped midway, after AdminImportImage.
     let local = tritonadm::import::load_manifest(&b.manifest).unwrap();
     api.import_manifest(b.uuid, None, &local.raw).await.unwrap();
@@ -217,7 +328,9 @@ async fn origin_chain_is_imported_origins_first() {
     let src = lib_client(&source.url);
     let opts = quiet_opts("http://127.0.0.1:9");
     for f in [&base, &origin] {
-        tritonadm::import::import_image(&src, &f.manifest, &f.file, &opts).await.unwrap();
+        tritonadm::import::import_image(&src, &f.manifest, &f.file, &opts)
+            .await
+            .unwrap();
     }
 
     // The server refuses an incremental image whose origin is missing, which
@@ -304,7 +417,9 @@ async fn import_remote_brings_the_image_and_its_origin() {
     let src = lib_client(&source.url);
     let opts = quiet_opts("http://127.0.0.1:9");
     for f in [&base, &child] {
-        tritonadm::import::import_image(&src, &f.manifest, &f.file, &opts).await.unwrap();
+        tritonadm::import::import_image(&src, &f.manifest, &f.file, &opts)
+            .await
+            .unwrap();
     }
     let out = tritonadm(&[
         "--imgapi-url",

@@ -457,8 +457,8 @@ fn sweep_temp_files(out_dir: &Path) {
     }
 }
 
-/// Reads the send stream; the "send" pause point sits after the first
-/// chunk, so an interrupt lands mid-stream.
+/// Reads the send stream; the "send-stream" pause point sits after the
+/// first chunk, so an interrupt lands mid-stream.
 struct SendReader<R> {
     inner: R,
     started: bool,
@@ -467,7 +467,7 @@ struct SendReader<R> {
 impl<R: Read> Read for SendReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.started {
-            pause_point("send").map_err(|e| io::Error::other(e.to_string()))?;
+            pause_point("send-stream").map_err(|e| io::Error::other(e.to_string()))?;
         }
         self.started = true;
         self.inner.read(buf)

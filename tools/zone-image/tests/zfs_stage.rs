@@ -533,14 +533,28 @@ fn leftovers(pool: &TestPool, chain: &Chain) -> Vec<String> {
 fn sigint_at_any_step_leaves_only_pool_and_origins() {
     let s = Setup::new("");
     let pool = TestPool::new("int");
-    for step in ["origin-receive", "clone", "copy", "motd", "snapshot", "send", "manifest"] {
+    for step in [
+        "origin-receive",
+        "clone",
+        "copy",
+        "motd",
+        "snapshot",
+        "send",
+        "send-stream",
+        "manifest",
+    ] {
         let mut child = spawn_child(&s, &pool, Some(step));
         child.wait_for(&format!("paused at {step}"));
         child.signal(libc::SIGINT);
         let (code, log) = child.finish();
         assert_eq!(code, 3, "step {step}: {log}");
         assert!(log.contains("child error: interrupted"), "step {step}: {log}");
-        assert!(log.contains(&format!("'{step}' step")) || step == "origin-receive", "{log}");
+        let named = match step {
+            "origin-receive" => "origin",
+            "send-stream" => "send",
+            s => s,
+        };
+        assert!(log.contains(&format!("'{named}' step")), "{log}");
         assert_eq!(leftovers(&pool, &s.chain), Vec::<String>::new(), "step {step}: {log}");
         assert!(out_files(&s.out()).is_empty(), "step {step}: {:?}", out_files(&s.out()));
     }
@@ -554,7 +568,7 @@ fn sigint_at_any_step_leaves_only_pool_and_origins() {
 fn sigkill_then_rerun_sweeps_what_was_left() {
     let s = Setup::new("");
     let pool = TestPool::new("kill");
-    for step in ["origin-receive", "copy", "send"] {
+    for step in ["origin-receive", "copy", "send-stream"] {
         let mut child = spawn_child(&s, &pool, Some(step));
         child.wait_for(&format!("paused at {step}"));
         child.signal(libc::SIGKILL);
@@ -568,7 +582,7 @@ fn sigkill_then_rerun_sweeps_what_was_left() {
                 "step {step}: {left:?}"
             );
         }
-        if step == "send" {
+        if step == "send-stream" {
             assert!(out_files(&s.out()).iter().any(|f| f.ends_with(".tmp")));
         }
 

@@ -102,8 +102,13 @@ pub fn locate(bits: &Path, name: &str) -> Result<Publishable> {
             return Err(input(p, "file", "missing (named by latest-build-stamp)"));
         }
     }
-    let local = tritonadm::import::load_manifest(&manifest)
-        .map_err(|e| input(&manifest, "manifest", e.to_string()))?;
+    let local = tritonadm::import::load_manifest(&manifest).map_err(|e| {
+        // tritonadm's message already starts with the path.
+        let msg = e.to_string();
+        let prefix = format!("{}: ", manifest.display());
+        let msg = msg.strip_prefix(&prefix).unwrap_or(&msg).to_string();
+        input(&manifest, "manifest", msg)
+    })?;
     let dev_build = local
         .image
         .tags

@@ -43,9 +43,17 @@ fn one_error_line(o: &Output) -> String {
 
 fn upload_cmd(bits: &Path, dest: &str) -> Command {
     let mut c = xtask();
-    c.args(["bits", "upload", "triton-api", "--branch", "master", "--dest", dest])
-        .arg("--bits-dir")
-        .arg(bits);
+    c.args([
+        "bits",
+        "upload",
+        "triton-api",
+        "--branch",
+        "master",
+        "--dest",
+        dest,
+    ])
+    .arg("--bits-dir")
+    .arg(bits);
     c
 }
 
@@ -59,7 +67,10 @@ fn tree(root: &Path) -> BTreeMap<String, String> {
             let rel = p.strip_prefix(root).unwrap().display().to_string();
             let m = std::fs::symlink_metadata(&p).unwrap();
             if m.file_type().is_symlink() {
-                out.insert(rel, format!("-> {}", std::fs::read_link(&p).unwrap().display()));
+                out.insert(
+                    rel,
+                    format!("-> {}", std::fs::read_link(&p).unwrap().display()),
+                );
             } else if m.is_dir() {
                 stack.push(p);
             } else {
@@ -94,7 +105,15 @@ fn local_upload_fetch_and_bad_input_exit_codes() {
 
     let fetched = tmp.path().join("fetched");
     let o = run(xtask()
-        .args(["bits", "fetch", "triton-api", "--branch", "master", "--dest", dest])
+        .args([
+            "bits",
+            "fetch",
+            "triton-api",
+            "--branch",
+            "master",
+            "--dest",
+            dest,
+        ])
         .arg("--out")
         .arg(&fetched));
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
@@ -120,7 +139,10 @@ fn local_upload_fetch_and_bad_input_exit_codes() {
     let o = run(&mut upload_cmd(&dirty, dest));
     assert_eq!(code(&o), 2);
     let line = one_error_line(&o);
-    assert!(line.contains("dirty") && line.contains("latest-build-stamp"), "{line}");
+    assert!(
+        line.contains("dirty") && line.contains("latest-build-stamp"),
+        "{line}"
+    );
 
     // A changed file under a published stamp: refused, not bad input.
     std::fs::write(&files[1], b"different bytes").unwrap();
@@ -129,7 +151,15 @@ fn local_upload_fetch_and_bad_input_exit_codes() {
     assert!(one_error_line(&o).contains("immutable"));
 
     let o = run(xtask()
-        .args(["bits", "fetch", "triton-api", "--stamp", "nope", "--dest", dest])
+        .args([
+            "bits",
+            "fetch",
+            "triton-api",
+            "--stamp",
+            "nope",
+            "--dest",
+            dest,
+        ])
         .arg("--out")
         .arg(&fetched));
     assert_eq!(code(&o), 2);
@@ -221,7 +251,9 @@ fn local_killed_midway_then_rerun_completes() {
     let want = tree(&reference);
 
     for pause in PAUSES {
-        let store = tmp.path().join(format!("store-{}", pause.replace(':', "-")));
+        let store = tmp
+            .path()
+            .join(format!("store-{}", pause.replace(':', "-")));
         let d = store.to_str().unwrap();
         assert!(run(&mut upload_cmd(&old, d)).status.success());
         upload_and_kill(upload_cmd(&bits, d), pause);
@@ -232,7 +264,11 @@ fn local_killed_midway_then_rerun_completes() {
             "{pause}"
         );
         let o = run(&mut upload_cmd(&bits, d));
-        assert!(o.status.success(), "{pause}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{pause}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         assert_eq!(tree(&store), want, "{pause}");
     }
 }
@@ -261,7 +297,11 @@ fn s3_tree(moto: &Moto, prefix: &str) -> BTreeMap<String, String> {
             let key = m.location.to_string()[prefix.len() + 1..].to_string();
             // Pointers hold the absolute stamp dir; make them comparable.
             let text = String::from_utf8_lossy(&body).replace(prefix, "PREFIX");
-            let v = if key.ends_with("-latest") { text } else { md5_hex(&body) };
+            let v = if key.ends_with("-latest") {
+                text
+            } else {
+                md5_hex(&body)
+            };
             out.insert(key, v);
         }
         out
@@ -303,14 +343,26 @@ fn s3_killed_midway_then_rerun_completes() {
             "{pause}"
         );
         let o = run(&mut up(&bits, &prefix));
-        assert!(o.status.success(), "{pause}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{pause}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         assert_eq!(s3_tree(&moto, &prefix), want, "{pause}");
     }
 
     // And what CI would do next: fetch the latest back, verified.
     let out = tmp.path().join("out");
     let o = run(xtask()
-        .args(["bits", "fetch", "triton-api", "--dest", "s3://bits/reference", "--branch", "master"])
+        .args([
+            "bits",
+            "fetch",
+            "triton-api",
+            "--dest",
+            "s3://bits/reference",
+            "--branch",
+            "master",
+        ])
         .arg("--out")
         .arg(&out)
         .envs(moto.env()));

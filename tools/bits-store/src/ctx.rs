@@ -23,7 +23,10 @@ impl std::str::FromStr for PausePoint {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let num = |v: &str| v.parse::<usize>().map_err(|_| format!("bad count in {s:?}"));
+        let num = |v: &str| {
+            v.parse::<usize>()
+                .map_err(|_| format!("bad count in {s:?}"))
+        };
         match s.split_once(':') {
             Some(("after-files", n)) => Ok(PausePoint::AfterFiles(num(n)?)),
             Some(("mid-file", n)) => Ok(PausePoint::MidFile(num(n)?)),

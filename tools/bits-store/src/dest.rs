@@ -17,14 +17,16 @@ impl Dest {
             expected: expected.to_string(),
         };
         if s.is_empty() {
-            return Err(bad("expected a local path, file:///path or s3://bucket/prefix"));
+            return Err(bad(
+                "expected a local path, file:///path or s3://bucket/prefix",
+            ));
         }
         if let Some(rest) = s.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             let bucket_ok = (3..=63).contains(&bucket.len())
-                && bucket
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+                && bucket.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'
+                })
                 && !bucket.starts_with(['-', '.'])
                 && !bucket.ends_with(['-', '.']);
             if !bucket_ok {
@@ -88,7 +90,15 @@ mod tests {
                 prefix: "".into()
             }
         );
-        for bad in ["", "s3://", "s3://B", "s3://ab", "http://x/y", "file://rel", "s3://bkt/a/../b"] {
+        for bad in [
+            "",
+            "s3://",
+            "s3://B",
+            "s3://ab",
+            "http://x/y",
+            "file://rel",
+            "s3://bkt/a/../b",
+        ] {
             let e = Dest::parse(bad).unwrap_err();
             assert!(e.is_input(), "{bad}");
         }

@@ -59,7 +59,9 @@ pub enum Error {
     #[error("{path}: changed while it was being uploaded ({detail}); rebuild or rerun")]
     ChangedDuringUpload { path: PathBuf, detail: String },
 
-    #[error("{object}: md5 mismatch: md5sums.txt says {expected}, the downloaded file has {actual}")]
+    #[error(
+        "{object}: md5 mismatch: md5sums.txt says {expected}, the downloaded file has {actual}"
+    )]
     Mismatch {
         object: String,
         expected: String,

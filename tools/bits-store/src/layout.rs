@@ -29,8 +29,7 @@ pub struct Stamp {
 impl Stamp {
     /// Parse a stamp; `Err` holds what was expected.
     pub fn parse(s: &str) -> Result<Stamp, &'static str> {
-        const EXPECTED: &str =
-            "expected <branch>-<YYYYmmddTHHMMSSZ>-g<short sha>[-dirty], e.g. master-20261126T031500Z-gabc1234";
+        const EXPECTED: &str = "expected <branch>-<YYYYmmddTHHMMSSZ>-g<short sha>[-dirty], e.g. master-20261126T031500Z-gabc1234";
         let (rest, dirty) = match s.strip_suffix("-dirty") {
             Some(r) => (r, true),
             None => (s, false),
@@ -68,7 +67,9 @@ fn valid_component(s: &str) -> Result<(), &'static str> {
     if ok {
         Ok(())
     } else {
-        Err("expected letters, digits, '-', '_', '.' or '+' (one path component, not starting with '.')")
+        Err(
+            "expected letters, digits, '-', '_', '.' or '+' (one path component, not starting with '.')",
+        )
     }
 }
 
@@ -247,25 +248,32 @@ mod tests {
             l.file(st, "x.tar.gz"),
             "public/builds/triton-api/master-20261126T031500Z-gabc1234/triton-api/x.tar.gz"
         );
-        assert_eq!(l.pointer("master-latest"), "public/builds/triton-api/master-latest");
+        assert_eq!(
+            l.pointer("master-latest"),
+            "public/builds/triton-api/master-latest"
+        );
         assert_eq!(Layout::pointers_for("master"), vec!["master-latest"]);
         assert_eq!(
             Layout::pointers_for("release-20261126"),
             vec!["release-20261126-latest", "latest-release"]
         );
-        let body = l.md5sums_body(&[
-            ("b".into(), "0".repeat(32)),
-            ("a".into(), "1".repeat(32)),
-        ]);
+        let body = l.md5sums_body(&[("b".into(), "0".repeat(32)), ("a".into(), "1".repeat(32))]);
         assert_eq!(
             body,
-            format!("{}  triton-api/a\n{}  triton-api/b\n", "1".repeat(32), "0".repeat(32))
+            format!(
+                "{}  triton-api/a\n{}  triton-api/b\n",
+                "1".repeat(32),
+                "0".repeat(32)
+            )
         );
         let parsed = parse_md5sums("m", &body).unwrap();
         assert_eq!(parsed[0], ("a".to_string(), "1".repeat(32)));
         assert!(parse_md5sums("m", "xyz  a\n").is_err());
         assert!(parse_md5sums("m", &format!("{}  ../..\n", "1".repeat(32))).is_err());
-        assert_eq!(normalize_prefix("/public//builds/").unwrap(), "public/builds");
+        assert_eq!(
+            normalize_prefix("/public//builds/").unwrap(),
+            "public/builds"
+        );
         assert!(normalize_prefix("a/../b").is_err());
     }
 }

@@ -63,7 +63,12 @@ impl S3Env {
     pub fn from_pairs<K: Into<String>, V: Into<String>>(
         pairs: impl IntoIterator<Item = (K, V)>,
     ) -> S3Env {
-        S3Env(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+        S3Env(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
     }
 
     fn get(&self, k: &str) -> Option<String> {
@@ -144,7 +149,8 @@ impl S3Store {
         };
         // Without credentials object_store would ask the EC2 instance
         // metadata service, which is the wrong answer on a build machine.
-        let has_keys = env.get("AWS_ACCESS_KEY_ID").is_some() && env.get("AWS_SECRET_ACCESS_KEY").is_some();
+        let has_keys =
+            env.get("AWS_ACCESS_KEY_ID").is_some() && env.get("AWS_SECRET_ACCESS_KEY").is_some();
         let has_other = env.get("AWS_WEB_IDENTITY_TOKEN_FILE").is_some()
             || env.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_some()
             || env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_some()
@@ -152,10 +158,12 @@ impl S3Store {
         if !has_keys && !has_other {
             return Err(Error::MissingCredentials { dest });
         }
-        let endpoint = env.get("AWS_ENDPOINT_URL_S3")
+        let endpoint = env
+            .get("AWS_ENDPOINT_URL_S3")
             .or_else(|| env.get("AWS_ENDPOINT_URL"))
             .or_else(|| env.get("AWS_ENDPOINT"));
-        let region = env.get("AWS_REGION")
+        let region = env
+            .get("AWS_REGION")
             .or_else(|| env.get("AWS_DEFAULT_REGION"))
             .unwrap_or_else(|| "us-east-1".into());
         let mut b = AmazonS3Builder::new();
@@ -192,7 +200,9 @@ impl S3Store {
                     });
                 }
                 // Asking for http:// in the endpoint is consent enough.
-                b = b.with_endpoint(ep).with_allow_http(ep.starts_with("http://"));
+                b = b
+                    .with_endpoint(ep)
+                    .with_allow_http(ep.starts_with("http://"));
                 ep.clone()
             }
             None => format!("https://s3.{region}.amazonaws.com"),
@@ -297,7 +307,7 @@ impl S3Store {
                     .map_err(|e| self.err(key, e))?;
                 let mut s = r.into_stream();
                 while let Some(chunk) = s.next().await {
-                    h.update(chunk.map_err(|e| self.err(key, e))?);
+                    crate::hash::md5_update(&mut h, &chunk.map_err(|e| self.err(key, e))?);
                 }
                 Ok(Some((size, hex::encode(h.finalize()))))
             }
@@ -318,7 +328,9 @@ impl S3Store {
         let path = self.path(key);
         let md5 = if size <= PART_SIZE as u64 {
             let data = tokio::fs::read(src).await.map_err(|e| Error::io(src, e))?;
-            let md5 = hex::encode(Md5::digest(&data));
+            let mut h = Md5::new();
+            crate::hash::md5_update(&mut h, &data);
+            let md5 = hex::encode(h.finalize());
             let permit = ctx.sem.acquire().await;
             let opts = PutOptions {
                 attributes: attributes(key, Some(&md5)),
@@ -412,7 +424,7 @@ impl S3Store {
             }
             let n = buf.len() as u64;
             let part = buf.freeze();
-            hash.update(&part);
+            crate::hash::md5_update(&mut hash, &part);
             let fut = up.put_part(PutPayload::from(part));
             let bar = bar.handle();
             tasks.push(tokio::spawn(async move {
@@ -499,7 +511,7 @@ impl S3Store {
         let mut s = r.into_stream();
         while let Some(chunk) = s.next().await {
             let chunk = chunk.map_err(|e| self.err(key, e))?;
-            h.update(&chunk);
+            crate::hash::md5_update(&mut h, &chunk);
             f.write_all(&chunk).await.map_err(|e| Error::io(out, e))?;
             bar.inc(chunk.len() as u64);
         }

@@ -30,9 +30,9 @@ impl Store {
     pub async fn open(dest: &Dest, env: &S3Env) -> Result<Store> {
         match dest {
             Dest::Local(p) => Ok(Store::Local(Arc::new(LocalStore::open(p)?))),
-            Dest::S3 { bucket, prefix } => {
-                Ok(Store::S3(Arc::new(S3Store::open(bucket, prefix, env).await?)))
-            }
+            Dest::S3 { bucket, prefix } => Ok(Store::S3(Arc::new(
+                S3Store::open(bucket, prefix, env).await?,
+            ))),
         }
     }
 
@@ -136,7 +136,8 @@ impl Store {
     pub async fn download(&self, key: &str, out: &Path, bar: &Bar) -> Result<Option<String>> {
         match self {
             Store::Local(l) => {
-                let (l, key, out): (_, _, PathBuf) = (l.clone(), key.to_string(), out.to_path_buf());
+                let (l, key, out): (_, _, PathBuf) =
+                    (l.clone(), key.to_string(), out.to_path_buf());
                 let bar = bar.handle();
                 blocking(move || l.download(&key, &out, &bar)).await
             }

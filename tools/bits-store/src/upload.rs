@@ -80,7 +80,9 @@ pub fn list_components(bits_dir: &Path) -> Result<Vec<String>> {
     if names.is_empty() {
         return Err(Error::BadBits {
             path: bits_dir.to_path_buf(),
-            reason: format!("no <name>/{STAMP_FILE} under it; run `cargo xtask image build <name>` first"),
+            reason: format!(
+                "no <name>/{STAMP_FILE} under it; run `cargo xtask image build <name>` first"
+            ),
         });
     }
     Ok(names)
@@ -195,8 +197,9 @@ pub async fn upload(opts: &UploadOptions, ctx: Arc<Ctx>) -> Result<UploadReport>
     for c in &comps {
         let key = c.layout.md5sums(&c.stamp.full);
         let sums = match store.get_small(&key).await? {
-            Some(body) => layout::parse_md5sums(&store.location(&key), &String::from_utf8_lossy(&body))
-                .ok(),
+            Some(body) => {
+                layout::parse_md5sums(&store.location(&key), &String::from_utf8_lossy(&body)).ok()
+            }
             None => None,
         };
         stored_sums.push(sums);

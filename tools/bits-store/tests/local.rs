@@ -129,9 +129,18 @@ fn release_branch_and_prefix() {
     rt().block_on(upload(&o, ctx())).unwrap();
     let base = dest.join("public/builds/imgapi");
     for p in ["release-20261126-latest", "latest-release"] {
-        assert_eq!(fs::read_link(base.join(p)).unwrap(), Path::new(stamp), "{p}");
+        assert_eq!(
+            fs::read_link(base.join(p)).unwrap(),
+            Path::new(stamp),
+            "{p}"
+        );
     }
-    assert!(base.join(stamp).join("imgapi").join("latest-build-stamp").is_file());
+    assert!(
+        base.join(stamp)
+            .join("imgapi")
+            .join("latest-build-stamp")
+            .is_file()
+    );
 }
 
 #[test]
@@ -163,7 +172,10 @@ fn changed_file_under_existing_stamp_is_refused_and_nothing_changes() {
     let err = rt().block_on(upload(&o, ctx())).unwrap_err();
     assert!(matches!(err, Error::Immutable { .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains(".zfs.gz") && msg.contains("immutable"), "{msg}");
+    assert!(
+        msg.contains(".zfs.gz") && msg.contains("immutable"),
+        "{msg}"
+    );
     assert!(!msg.contains('\n'));
     assert_eq!(tree(&dest), before);
 }
@@ -177,7 +189,10 @@ fn dirty_stamp_refused_unless_allowed() {
     make_bits(&bits, "triton-api", &stamp, 1000);
     let mut o = opts(&bits, &dest, &["triton-api"]);
     let err = rt().block_on(upload(&o, ctx())).unwrap_err();
-    assert!(matches!(err, Error::Dirty { .. }) && err.is_input(), "{err}");
+    assert!(
+        matches!(err, Error::Dirty { .. }) && err.is_input(),
+        "{err}"
+    );
     assert!(err.to_string().contains("latest-build-stamp"));
     assert!(!dest.exists());
     o.allow_dirty = true;
@@ -265,7 +280,10 @@ fn fetch_round_trip_then_detects_corruption_and_missing_files() {
     let mut o = fo(&tmp.path().join("out4"));
     o.stamp = Some("master-20200101T000000Z-gdeadbee".into());
     let err = rt().block_on(fetch(&o, ctx())).unwrap_err();
-    assert!(matches!(err, Error::NotFound { .. }) && err.is_input(), "{err}");
+    assert!(
+        matches!(err, Error::NotFound { .. }) && err.is_input(),
+        "{err}"
+    );
     let mut o = fo(&tmp.path().join("out5"));
     o.branch = Some("nosuch".into());
     let err = rt().block_on(fetch(&o, ctx())).unwrap_err();

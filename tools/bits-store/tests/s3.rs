@@ -49,7 +49,9 @@ fn client(moto: &Moto) -> object_store::aws::AmazonS3 {
 }
 
 /// key -> (md5 of body, md5 metadata, e_tag)
-async fn objects(s3: &object_store::aws::AmazonS3) -> BTreeMap<String, (String, Option<String>, Option<String>)> {
+async fn objects(
+    s3: &object_store::aws::AmazonS3,
+) -> BTreeMap<String, (String, Option<String>, Option<String>)> {
     let metas: Vec<_> = s3.list(None).try_collect().await.unwrap();
     let mut out = BTreeMap::new();
     for m in metas {
@@ -93,7 +95,10 @@ fn exact_layout_pointer_and_rerun_no_op() {
         .map(|(n, m)| format!("{m}  triton-api/{n}\n"))
         .collect();
     let pointer = format!("/bits/{base}/{STAMP}\n");
-    want.insert(format!("{base}/{STAMP}/md5sums.txt"), md5_hex(sums.as_bytes()));
+    want.insert(
+        format!("{base}/{STAMP}/md5sums.txt"),
+        md5_hex(sums.as_bytes()),
+    );
     want.insert(format!("{base}/master-latest"), md5_hex(pointer.as_bytes()));
     let got_md5: BTreeMap<String, String> =
         got.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
@@ -122,7 +127,11 @@ fn exact_layout_pointer_and_rerun_no_op() {
 
     // artifacts.txt names s3:// URLs.
     let arts = std::fs::read_to_string(bits.join("artifacts.txt")).unwrap();
-    assert!(arts.lines().all(|l| l.starts_with("s3://bits/public/builds/triton-api/")), "{arts}");
+    assert!(
+        arts.lines()
+            .all(|l| l.starts_with("s3://bits/public/builds/triton-api/")),
+        "{arts}"
+    );
     assert_eq!(arts.lines().count(), 6);
 
     // Rerun: nothing stored, nothing rewritten (same e_tags).
@@ -161,8 +170,15 @@ fn changed_file_refused_and_foreign_objects_hashed() {
     let err = rt().block_on(upload(&o, ctx())).unwrap_err();
     assert!(matches!(err, Error::Immutable { .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains(&key(&files[1]).to_string()) && !msg.contains('\n'), "{msg}");
-    assert_eq!(rt().block_on(objects(&s3)), before, "nothing else may change");
+    assert!(
+        msg.contains(&key(&files[1]).to_string()) && !msg.contains('\n'),
+        "{msg}"
+    );
+    assert_eq!(
+        rt().block_on(objects(&s3)),
+        before,
+        "nothing else may change"
+    );
 
     // With the conflicting object gone, the identical foreign one is kept.
     rt().block_on(s3.delete(&key(&files[1]))).unwrap();
@@ -203,7 +219,13 @@ fn fetch_round_trip_and_md5_mismatch() {
     let key = ObjPath::from(format!("builds/triton-api/{STAMP}/triton-api/{name}"));
     rt().block_on(async {
         let meta = s3
-            .get_opts(&key, GetOptions { head: true, ..Default::default() })
+            .get_opts(
+                &key,
+                GetOptions {
+                    head: true,
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap()
             .attributes;
@@ -211,7 +233,10 @@ fn fetch_round_trip_and_md5_mismatch() {
         for (k, v) in meta.iter() {
             attrs.insert(k.clone(), v.clone());
         }
-        let opts = PutOptions { attributes: attrs, ..Default::default() };
+        let opts = PutOptions {
+            attributes: attrs,
+            ..Default::default()
+        };
         s3.put_opts(&key, b"{\"tampered\":true}\n".to_vec().into(), opts)
             .await
             .unwrap();
@@ -223,7 +248,9 @@ fn fetch_round_trip_and_md5_mismatch() {
     assert!(!out2.join("triton-api").join(name).exists());
 
     rt().block_on(s3.delete(&key)).unwrap();
-    let err = rt().block_on(fetch(&fo(&tmp.path().join("out3")), ctx())).unwrap_err();
+    let err = rt()
+        .block_on(fetch(&fo(&tmp.path().join("out3")), ctx()))
+        .unwrap_err();
     assert!(matches!(err, Error::MissingObject { .. }), "{err}");
 }
 
@@ -248,12 +275,18 @@ fn credentials_endpoint_and_bucket_errors_are_one_clear_line() {
             .filter(|(k, _)| !k.starts_with("AWS_ACCESS") && !k.starts_with("AWS_SECRET")),
     );
     let err = rt().block_on(upload(&o, ctx())).unwrap_err();
-    assert!(matches!(err, Error::MissingCredentials { .. }) && err.is_input(), "{err}");
+    assert!(
+        matches!(err, Error::MissingCredentials { .. }) && err.is_input(),
+        "{err}"
+    );
     assert!(one_line(&err).contains("AWS_ACCESS_KEY_ID"));
 
     let o = opts(&moto, &bits, "s3://no-such-bucket/x");
     let err = rt().block_on(upload(&o, ctx())).unwrap_err();
-    assert!(matches!(err, Error::NoBucket { .. }) && err.is_input(), "{err}");
+    assert!(
+        matches!(err, Error::NoBucket { .. }) && err.is_input(),
+        "{err}"
+    );
     assert!(one_line(&err).contains("no-such-bucket"));
 
     // Nothing listens on a port we just freed.
@@ -264,10 +297,16 @@ fn credentials_endpoint_and_bucket_errors_are_one_clear_line() {
         .port();
     let mut o = opts(&moto, &bits, "s3://bits");
     let mut env = moto.env();
-    env.push(("AWS_ENDPOINT_URL".into(), format!("http://127.0.0.1:{port}")));
+    env.push((
+        "AWS_ENDPOINT_URL".into(),
+        format!("http://127.0.0.1:{port}"),
+    ));
     o.s3_env = S3Env::from_pairs(env);
     let err = rt().block_on(upload(&o, ctx())).unwrap_err();
-    assert!(matches!(err, Error::Remote { .. }) && !err.is_input(), "{err}");
+    assert!(
+        matches!(err, Error::Remote { .. }) && !err.is_input(),
+        "{err}"
+    );
     let msg = one_line(&err);
     assert!(msg.contains(&format!("127.0.0.1:{port}")), "{msg}");
 

@@ -31,11 +31,10 @@ pub const ALGORITHM: &str = "rsa-sha256";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{path}: cannot read key: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    // Not named `source`: the message already carries it, and a source
+    // would print twice in an anyhow chain.
+    #[error("{path}: cannot read: {err}")]
+    Read { path: PathBuf, err: std::io::Error },
     #[error("{path}: {message}")]
     Key { path: PathBuf, message: String },
     #[error("{path}: line {line}: {message}")]
@@ -116,9 +115,9 @@ impl Signer {
     /// Load an unencrypted RSA private key: OpenSSH format, or PEM
     /// (PKCS#1 `RSA PRIVATE KEY` or PKCS#8 `PRIVATE KEY`).
     pub fn from_file(user: &str, path: &Path) -> Result<Signer, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        let text = std::fs::read_to_string(path).map_err(|err| Error::Read {
             path: path.to_path_buf(),
-            source,
+            err,
         })?;
         let key_err = |message: String| Error::Key {
             path: path.to_path_buf(),
@@ -230,9 +229,9 @@ pub struct KeyRing {
 
 impl KeyRing {
     pub fn load(path: &Path) -> Result<KeyRing, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        let text = std::fs::read_to_string(path).map_err(|err| Error::Read {
             path: path.to_path_buf(),
-            source,
+            err,
         })?;
         KeyRing::parse(path, &text)
     }

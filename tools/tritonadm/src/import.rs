@@ -80,10 +80,8 @@ pub struct LocalManifest {
 }
 
 pub fn load_manifest(path: &Path) -> Result<LocalManifest> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Input(format!("{}: cannot read manifest: {e}", path.display())))?;
     let raw: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| Error::Input(format!("{}: not valid JSON: {e}", path.display())))?;
     let image: Image = serde_path_to_error::deserialize(&raw).map_err(|e| {
@@ -121,9 +119,8 @@ pub fn load_manifest(path: &Path) -> Result<LocalManifest> {
 
 /// Size first (free), then SHA-1 in one streaming pass.
 pub fn verify_file(path: &Path, expected: &ImageFile, show_progress: bool) -> Result<()> {
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
+    let io = |e: std::io::Error| {
+        Error::Input(format!("{}: cannot read image file: {e}", path.display()))
     };
     let size = std::fs::metadata(path).map_err(io)?.len();
     if size != expected.size {
@@ -331,9 +328,9 @@ async fn upload(
     path: &Path,
     show_progress: bool,
 ) -> Result<Image> {
-    let mut f = std::fs::File::open(path).map_err(|source| Error::Io {
+    let mut f = std::fs::File::open(path).map_err(|err| Error::Io {
         path: path.to_path_buf(),
-        source,
+        err,
     })?;
     let progress = Arc::new(if show_progress {
         Progress::new("uploading", file.size)

@@ -21,11 +21,9 @@ pub enum Error {
     /// Bad input: names the file or flag, the field and what was expected.
     #[error("{0}")]
     Input(String),
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    // `err`, not `source`: the message carries it already.
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
     /// A call to IMGAPI failed; `message` already says which call, where,
     /// and what came back.
     #[error("{message}")]

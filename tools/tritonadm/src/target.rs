@@ -46,10 +46,10 @@ pub fn resolve(
                 headnode_config.display()
             )));
         }
-        Err(source) => {
+        Err(err) => {
             return Err(Error::Io {
                 path: headnode_config.to_path_buf(),
-                source,
+                err,
             });
         }
     };

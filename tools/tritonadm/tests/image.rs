@@ -440,3 +440,24 @@ async fn import_remote_brings_the_image_and_its_origin() {
     source.stop().await;
     target.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_manifest_is_an_input_error() {
+    let out = tritonadm(&[
+        "--imgapi-url",
+        "http://127.0.0.1:9",
+        "image",
+        "import",
+        "-m",
+        "/nonexistent.imgmanifest",
+        "-f",
+        "/nonexistent.zfs.gz",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out).trim(),
+        "tritonadm: error: /nonexistent.imgmanifest: cannot read manifest: \
+         No such file or directory (os error 2)"
+    );
+}

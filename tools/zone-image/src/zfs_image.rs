@@ -474,8 +474,9 @@ impl<R: Read> Read for SendReader<R> {
     }
 }
 
-/// `zfs send -i origin build` through the parallel gzip into `dest`.
-fn send_compressed(
+/// `zfs send -i origin build` through the parallel gzip into `dest`,
+/// hashed in the same pass (also the "ours" side of `xtask bench image`).
+pub fn send_compressed(
     origin_snap: &str,
     build_snap: &str,
     dest: &Path,

@@ -30,16 +30,24 @@ struct Setup {
     tmp: tempfile::TempDir,
     def: ImageDef,
     chain: Chain,
+    // Last, so it is released after everything above is cleaned up.
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
 
 impl Setup {
     fn new(def_extra: &str) -> Setup {
+        let serial = zfs_fixture::serial();
         zfs_fixture::require_zfs();
         let tmp = tempfile::tempdir().unwrap();
         let chain = make_chain(&tmp.path().join("origins"));
         zfs_fixture::make_proto(&tmp.path().join("proto"));
         let def = zfs_fixture::make_def(&tmp.path().join("ws"), IMAGE, def_extra);
-        Setup { tmp, def, chain }
+        Setup {
+            tmp,
+            def,
+            chain,
+            _serial: serial,
+        }
     }
 
     fn proto(&self) -> PathBuf {
@@ -122,7 +130,10 @@ fn builds_an_image_that_receives_into_a_fresh_pool() {
     assert_eq!(m["files"][0]["sha1"], on_disk.sha1);
     assert_eq!(m["files"][0]["size"], on_disk.size);
     assert_eq!(m["files"][0]["compression"], "gzip");
-    assert_eq!((out.sha1.as_str(), out.size), (on_disk.sha1.as_str(), on_disk.size));
+    assert_eq!(
+        (out.sha1.as_str(), out.size),
+        (on_disk.sha1.as_str(), on_disk.size)
+    );
     assert_eq!(m["uuid"], out.uuid.to_string());
     assert_eq!(m["v"], 2);
     assert_eq!(m["name"], IMAGE);
@@ -137,7 +148,10 @@ fn builds_an_image_that_receives_into_a_fresh_pool() {
     assert_eq!(m["billing_tags"], serde_json::json!(["fixture"]));
     assert_eq!(m["traits"], serde_json::json!({ "ssd": true }));
     assert_eq!(m["generate_passwords"], false);
-    assert_eq!(m["inherited_directories"], serde_json::json!(["/opt/local"]));
+    assert_eq!(
+        m["inherited_directories"],
+        serde_json::json!(["/opt/local"])
+    );
     assert_eq!(m["users"], serde_json::json!([{ "name": "nobody" }]));
     assert_eq!(m["requirements"]["brand"], "joyent-minimal");
     assert_eq!(m["requirements"]["networks"][0]["name"], "net0");
@@ -171,31 +185,55 @@ fn builds_an_image_that_receives_into_a_fresh_pool() {
     let uuid = out.uuid.to_string();
     node.receive(&uuid, &out.image_file);
     let origin_of = sh(&format!("zfs get -H -o value origin {}", node.ds(&uuid)));
-    assert_eq!(origin_of.trim(), format!("{}@final", node.ds(TRITON_ORIGIN)));
+    assert_eq!(
+        origin_of.trim(),
+        format!("{}@final", node.ds(TRITON_ORIGIN))
+    );
 
     let top = node.mountpoint(&uuid);
     let root = top.join("root");
     let svc = root.join("opt/smartdc/svc");
-    assert_eq!(fs::read_to_string(svc.join("bin/server")).unwrap(), "#!/bin/sh\nexec true\n");
+    assert_eq!(
+        fs::read_to_string(svc.join("bin/server")).unwrap(),
+        "#!/bin/sh\nexec true\n"
+    );
     assert_eq!(mode(&svc.join("bin/server")), 0o755);
     assert_eq!(mode(&svc.join("etc/config.json")), 0o644);
     assert_eq!(mode(&svc.join("etc")), 0o750);
     assert_eq!(mode(&svc.join("secret")), 0o600);
     assert_eq!(mode(&root.join("opt/custom/smf/svc.xml")), 0o444);
-    assert_eq!(fs::read_link(svc.join("run")).unwrap(), Path::new("bin/server"));
+    assert_eq!(
+        fs::read_link(svc.join("run")).unwrap(),
+        Path::new("bin/server")
+    );
     for p in ["bin/server", "etc", "secret", "run"] {
         let md = fs::symlink_metadata(svc.join(p)).unwrap();
         assert_eq!((md.uid(), md.gid()), (0, 0), "{p} owner");
     }
     // The origin chain's files are there too, with the origin's changes.
-    assert_eq!(fs::read_to_string(root.join("usr/bin/base-tool")).unwrap(), "#!/bin/sh\necho base\n");
-    assert_eq!(fs::read_to_string(root.join("opt/local/origin-file")).unwrap(), "from the origin\n");
-    assert_eq!(fs::read_to_string(root.join("etc/base.conf")).unwrap(), "changed by origin\n");
+    assert_eq!(
+        fs::read_to_string(root.join("usr/bin/base-tool")).unwrap(),
+        "#!/bin/sh\necho base\n"
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("opt/local/origin-file")).unwrap(),
+        "from the origin\n"
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("etc/base.conf")).unwrap(),
+        "changed by origin\n"
+    );
     assert!(top.join("site/.do-not-delete-me").is_file());
-    assert!(!top.join("config").exists(), "the zoneroot config dir must go");
+    assert!(
+        !top.join("config").exists(),
+        "the zoneroot config dir must go"
+    );
     let motd = fs::read_to_string(root.join("etc/motd")).unwrap();
     assert!(motd.contains(&format!("{IMAGE} ({STAMP})")), "{motd}");
-    assert!(motd.contains("https://github.com/TritonDataCenter/triton-api.git"), "{motd}");
+    assert!(
+        motd.contains("https://github.com/TritonDataCenter/triton-api.git"),
+        "{motd}"
+    );
     assert!(motd.contains("fixture-origin@2.0"), "{motd}");
 }
 
@@ -206,14 +244,23 @@ fn origins_already_in_the_pool_are_reused() {
     // Received by hand, as imgadm would have: no manifest kept on them.
     pool.receive(&s.chain.base.uuid, &s.chain.base.file);
     pool.receive(&s.chain.origin.uuid, &s.chain.origin.file);
-    let guid = |p: &TestPool| sh(&format!("zfs get -H -o value guid {}@final", p.ds(TRITON_ORIGIN)));
+    let guid = |p: &TestPool| {
+        sh(&format!(
+            "zfs get -H -o value guid {}@final",
+            p.ds(TRITON_ORIGIN)
+        ))
+    };
     let before = guid(&pool);
 
     // Manifests only: a build that tried to receive would find no file.
     let manifests_only = s.tmp.path().join("manifests-only");
     fs::create_dir_all(&manifests_only).unwrap();
     for img in [&s.chain.base, &s.chain.origin] {
-        fs::copy(&img.manifest, manifests_only.join(img.manifest.file_name().unwrap())).unwrap();
+        fs::copy(
+            &img.manifest,
+            manifests_only.join(img.manifest.file_name().unwrap()),
+        )
+        .unwrap();
     }
     let mut opts = s.opts(&pool);
     opts.origin_dir = Some(manifests_only);
@@ -251,7 +298,10 @@ fn origin_files_are_verified_before_receive() {
     let mut opts = s.opts(&pool);
     opts.origin_dir = Some(bad);
     let msg = one_line_input_error(s.build(&opts));
-    assert!(msg.contains("sha1") && msg.contains(&base_file.display().to_string()), "{msg}");
+    assert!(
+        msg.contains("sha1") && msg.contains(&base_file.display().to_string()),
+        "{msg}"
+    );
     assert_eq!(pool.list(), vec![pool.name.clone()]);
 
     // Wrong size of the origin: the base is fine and lands, the origin not.
@@ -284,7 +334,10 @@ fn origins_come_from_an_imgapi_source() {
             format!("/images/{}", img.uuid),
             Reply::Json(fs::read_to_string(&img.manifest).unwrap()),
         );
-        routes.insert(format!("/images/{}/file", img.uuid), Reply::File(img.file.clone()));
+        routes.insert(
+            format!("/images/{}/file", img.uuid),
+            Reply::File(img.file.clone()),
+        );
     }
     let server = loopback_http::serve(routes);
     let opts = ZfsOptions {
@@ -297,8 +350,14 @@ fn origins_come_from_an_imgapi_source() {
     assert_eq!(read_json(&out.manifest_file)["origin"], TRITON_ORIGIN);
     assert_eq!(pool.list(), origins_only(&pool, &s.chain));
     let seen = server.seen.lock().unwrap().clone();
-    assert!(seen.contains(&format!("/images/{TRITON_ORIGIN}/file?channel=dev")), "{seen:?}");
-    assert!(seen.contains(&format!("/images/{}?channel=dev", s.chain.base.uuid)), "{seen:?}");
+    assert!(
+        seen.contains(&format!("/images/{TRITON_ORIGIN}/file?channel=dev")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&format!("/images/{}?channel=dev", s.chain.base.uuid)),
+        "{seen:?}"
+    );
 
     // A server whose file doesn't match its manifest: refused, nothing lands.
     let pool2 = TestPool::new("srcbad");
@@ -316,7 +375,10 @@ fn origins_come_from_an_imgapi_source() {
     bytes[mid] ^= 0x80;
     let flipped = s.tmp.path().join("flipped.zfs.gz");
     fs::write(&flipped, &bytes).unwrap();
-    routes.insert(format!("/images/{}/file", s.chain.base.uuid), Reply::File(flipped));
+    routes.insert(
+        format!("/images/{}/file", s.chain.base.uuid),
+        Reply::File(flipped),
+    );
     let bad = loopback_http::serve(routes);
     let mut opts2 = opts.clone();
     opts2.zpool = Some(pool2.name.clone());
@@ -343,7 +405,10 @@ fn bad_inputs_give_one_line_errors() {
     let mut opts = s.opts(&pool);
     opts.zpool = Some("zinosuchpool".into());
     let msg = one_line_input_error(s.build(&opts));
-    assert!(msg.contains("no such ZFS pool or dataset 'zinosuchpool'"), "{msg}");
+    assert!(
+        msg.contains("no such ZFS pool or dataset 'zinosuchpool'"),
+        "{msg}"
+    );
 
     // Origin nowhere: empty dir, and a source that answers 404.
     let empty = s.tmp.path().join("empty");
@@ -356,7 +421,10 @@ fn bad_inputs_give_one_line_errors() {
         ..Default::default()
     };
     let msg = one_line_input_error(s.build(&opts));
-    assert!(msg.contains(TRITON_ORIGIN) && msg.contains("not found"), "{msg}");
+    assert!(
+        msg.contains(TRITON_ORIGIN) && msg.contains("not found"),
+        "{msg}"
+    );
 
     // Manifest without files, and with an unknown compression.
     for (files, expect) in [
@@ -378,7 +446,10 @@ fn bad_inputs_give_one_line_errors() {
             ..Default::default()
         };
         let msg = one_line_input_error(s.build(&opts));
-        assert!(msg.contains(expect) && msg.contains(&mpath.display().to_string()), "{msg}");
+        assert!(
+            msg.contains(expect) && msg.contains(&mpath.display().to_string()),
+            "{msg}"
+        );
     }
     assert_eq!(pool.list(), vec![pool.name.clone()]);
 }
@@ -391,7 +462,10 @@ fn pkgsrc_needs_illumos_or_skip_pkgsrc() {
         return;
     }
     let msg = one_line_input_error(s.build(&s.opts(&pool)));
-    assert!(msg.contains("pkgsrc.packages") && msg.contains("--skip-pkgsrc"), "{msg}");
+    assert!(
+        msg.contains("pkgsrc.packages") && msg.contains("--skip-pkgsrc"),
+        "{msg}"
+    );
     assert_eq!(pool.list(), vec![pool.name.clone()]);
 
     let mut opts = s.opts(&pool);
@@ -473,7 +547,10 @@ impl Child {
                         return;
                     }
                 }
-                Err(_) => panic!("child never said '{needle}'; it said:\n{}", self.log.join("\n")),
+                Err(_) => panic!(
+                    "child never said '{needle}'; it said:\n{}",
+                    self.log.join("\n")
+                ),
             }
         }
     }
@@ -498,10 +575,16 @@ fn spawn_child(s: &Setup, pool: &TestPool, pause_at: Option<&str>) -> Child {
         "origins": s.chain.dir, "pool": pool.name,
     });
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--ignored", "--exact", "child_stage_worker", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, spec.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "--ignored",
+        "--exact",
+        "child_stage_worker",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_ENV, spec.to_string())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
     match pause_at {
         Some(p) => cmd.env(zfs_image::PAUSE_ENV, p),
         None => cmd.env_remove(zfs_image::PAUSE_ENV),
@@ -526,7 +609,10 @@ fn spawn_child(s: &Setup, pool: &TestPool, pause_at: Option<&str>) -> Child {
 /// Datasets a build made (or was making): not the pool, not an origin.
 fn leftovers(pool: &TestPool, chain: &Chain) -> Vec<String> {
     let keep = origins_only(pool, chain);
-    pool.list().into_iter().filter(|d| !keep.contains(d)).collect()
+    pool.list()
+        .into_iter()
+        .filter(|d| !keep.contains(d))
+        .collect()
 }
 
 #[test]
@@ -548,15 +634,26 @@ fn sigint_at_any_step_leaves_only_pool_and_origins() {
         child.signal(libc::SIGINT);
         let (code, log) = child.finish();
         assert_eq!(code, 3, "step {step}: {log}");
-        assert!(log.contains("child error: interrupted"), "step {step}: {log}");
+        assert!(
+            log.contains("child error: interrupted"),
+            "step {step}: {log}"
+        );
         let named = match step {
             "origin-receive" => "origin",
             "send-stream" => "send",
             s => s,
         };
         assert!(log.contains(&format!("'{named}' step")), "{log}");
-        assert_eq!(leftovers(&pool, &s.chain), Vec::<String>::new(), "step {step}: {log}");
-        assert!(out_files(&s.out()).is_empty(), "step {step}: {:?}", out_files(&s.out()));
+        assert_eq!(
+            leftovers(&pool, &s.chain),
+            Vec::<String>::new(),
+            "step {step}: {log}"
+        );
+        assert!(
+            out_files(&s.out()).is_empty(),
+            "step {step}: {:?}",
+            out_files(&s.out())
+        );
     }
     // Whatever was interrupted, a clean run still works afterwards.
     let (code, log) = spawn_child(&s, &pool, None).finish();
@@ -591,7 +688,11 @@ fn sigkill_then_rerun_sweeps_what_was_left() {
         if step != "origin-receive" {
             assert!(log.contains("removing stale"), "{log}");
         }
-        assert_eq!(leftovers(&pool, &s.chain), Vec::<String>::new(), "after {step}: {log}");
+        assert_eq!(
+            leftovers(&pool, &s.chain),
+            Vec::<String>::new(),
+            "after {step}: {log}"
+        );
         assert!(
             out_files(&s.out()).iter().all(|f| !f.ends_with(".tmp")),
             "{:?}",
@@ -613,7 +714,10 @@ fn a_live_build_is_never_swept() {
     // Another build on the same pool runs its sweep and finishes.
     let (code, log) = spawn_child(&s, &pool, None).finish();
     assert_eq!(code, 0, "{log}");
-    assert!(pool.list().contains(&live[0]), "the paused build's dataset was swept");
+    assert!(
+        pool.list().contains(&live[0]),
+        "the paused build's dataset was swept"
+    );
     paused.signal(libc::SIGINT);
     let (code, _) = paused.finish();
     assert_eq!(code, 3);

@@ -24,6 +24,10 @@ pub struct Args {
     /// `--jobs` for our upload.
     #[arg(long, default_value_t = 8)]
     jobs: usize,
+    /// Rounds, alternating which side goes first; each upload gets a fresh
+    /// server. The median of each side is reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Where to generate the bits (default: a temp dir under target/).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -153,48 +157,80 @@ pub fn run(args: Args) -> Result<()> {
         comp.display()
     );
 
-    let moto = Moto::start()?;
-    let status = moto.request("PUT", "/bench")?;
-    if status != 200 {
-        bail!("creating bucket bench on moto: HTTP {status}");
+    // A fresh moto for every upload: moto slows as it fills, and each side
+    // should meet the same server.
+    let upload = |ours_side: bool| -> Result<super::Measured> {
+        let moto = Moto::start()?;
+        let status = moto.request("PUT", "/bench")?;
+        if status != 200 {
+            bail!("creating bucket bench on moto: HTTP {status}");
+        }
+        let ep = moto.endpoint();
+        let env = [
+            ("AWS_ACCESS_KEY_ID", "bench"),
+            ("AWS_SECRET_ACCESS_KEY", "bench"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL", ep.as_str()),
+        ];
+        if ours_side {
+            measure(
+                self_command()?
+                    .args([
+                        "bits",
+                        "upload",
+                        NAME,
+                        "--branch",
+                        "master",
+                        "--dest",
+                        "s3://bench/ours",
+                    ])
+                    .arg("--bits-dir")
+                    .arg(&bits)
+                    .args(["--jobs", &args.jobs.to_string()])
+                    .envs(env)
+                    .env_remove("BITS_STORE_PAUSE_AT")
+                    .stdout(Stdio::null()),
+            )
+        } else {
+            measure(
+                Command::new("aws")
+                    .args(["s3", "cp", "--recursive", "--quiet", "--endpoint-url", &ep])
+                    .arg(&comp)
+                    .arg("s3://bench/aws/")
+                    .envs(env)
+                    .stdout(Stdio::null()),
+            )
+        }
+    };
+    let (mut ours_runs, mut aws_runs) = (Vec::new(), Vec::new());
+    for round in 0..args.rounds.max(1) {
+        for ours_side in [round % 2 == 1, round % 2 == 0] {
+            let m = upload(ours_side)?;
+            println!(
+                "round {}: {:<24} {:>7.2}s",
+                round + 1,
+                if ours_side {
+                    "ours"
+                } else {
+                    "aws s3 cp --recursive"
+                },
+                secs(m.wall)
+            );
+            if ours_side {
+                ours_runs.push(m)
+            } else {
+                aws_runs.push(m)
+            }
+        }
     }
-    let ep = moto.endpoint();
-    let env = [
-        ("AWS_ACCESS_KEY_ID", "bench"),
-        ("AWS_SECRET_ACCESS_KEY", "bench"),
-        ("AWS_DEFAULT_REGION", "us-east-1"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ENDPOINT_URL", ep.as_str()),
-    ];
-    println!("S3: moto at {ep}");
-
-    // aws first: it gets the fresh server, which favours it, if anything.
-    let aws = measure(
-        Command::new("aws")
-            .args(["s3", "cp", "--recursive", "--quiet", "--endpoint-url", &ep])
-            .arg(&comp)
-            .arg("s3://bench/aws/")
-            .envs(env)
-            .stdout(Stdio::null()),
-    )?;
-    let ours = measure(
-        self_command()?
-            .args([
-                "bits",
-                "upload",
-                NAME,
-                "--branch",
-                "master",
-                "--dest",
-                "s3://bench/ours",
-            ])
-            .arg("--bits-dir")
-            .arg(&bits)
-            .args(["--jobs", &args.jobs.to_string()])
-            .envs(env)
-            .env_remove("BITS_STORE_PAUSE_AT")
-            .stdout(Stdio::null()),
-    )?;
+    let median = |v: &mut Vec<super::Measured>| {
+        v.sort_by_key(|m| m.wall);
+        v[v.len() / 2]
+    };
+    let aws = median(&mut aws_runs);
+    let mut ours = median(&mut ours_runs);
+    ours.max_rss_kib = ours_runs.iter().map(|m| m.max_rss_kib).max().unwrap_or(0);
     println!(
         "{:<28} {:>8.2}s  {:>6.0} MiB/s          peak RSS {:>7.1} MiB",
         "ours (xtask bits upload)",

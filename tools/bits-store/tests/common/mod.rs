@@ -21,7 +21,14 @@ impl Moto {
             .expect("free loopback port")
             .port();
         let child = Command::new("python3")
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -29,7 +36,10 @@ impl Moto {
         let moto = Moto { child, port };
         let deadline = Instant::now() + Duration::from_secs(60);
         while moto.request("GET", "/").is_none() {
-            assert!(Instant::now() < deadline, "moto did not come up on port {port}");
+            assert!(
+                Instant::now() < deadline,
+                "moto did not come up on port {port}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         moto
@@ -105,7 +115,10 @@ pub fn make_bits(bits: &Path, name: &str, stamp: &str, big: usize) -> Vec<PathBu
             format!("{name}-zfs-{stamp}.imgmanifest"),
             format!("{{\"name\":\"{name}\",\"version\":\"{stamp}\"}}\n").into_bytes(),
         ),
-        ("latest-build-stamp".to_string(), format!("{stamp}\n").into_bytes()),
+        (
+            "latest-build-stamp".to_string(),
+            format!("{stamp}\n").into_bytes(),
+        ),
     ];
     files
         .iter()

@@ -9,11 +9,18 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::{Value, json};
-use uuid::Uuid;
 use zone_image::compress;
 
 /// The origin of images/triton-api; the fixture's `origin` image uses it.
 pub const TRITON_ORIGIN: &str = "41bd4100-eb86-409a-85b0-e649aadf6f62";
+
+/// zfs-fuse can deadlock when several pools are created, mounted and
+/// destroyed at once (seen with this suite in parallel), so the tests that
+/// touch ZFS take turns. Hold the guard for the whole test.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Fail loudly (never skip) when ZFS is not usable here.
 pub fn require_zfs() {
@@ -45,7 +52,10 @@ pub fn sh(script: &str) -> String {
 
 fn retry_busy(script: &str) {
     for _ in 0..50 {
-        let out = Command::new("bash").args(["-c", script]).output().expect("bash");
+        let out = Command::new("bash")
+            .args(["-c", script])
+            .output()
+            .expect("bash");
         if out.status.success() {
             return;
         }
@@ -76,7 +86,11 @@ impl TestPool {
         let file = dir.path().join("pool.img");
         let mnt = dir.path().join("mnt");
         sh(&format!("truncate -s 256M {}", file.display()));
-        sh(&format!("zpool create -m {} {name} {}", mnt.display(), file.display()));
+        sh(&format!(
+            "zpool create -m {} {name} {}",
+            mnt.display(),
+            file.display()
+        ));
         TestPool {
             name,
             mnt,
@@ -109,7 +123,11 @@ impl TestPool {
         } else {
             "cat"
         };
-        sh(&format!("{cat} {} | zfs receive {}/{uuid}", file.display(), self.name));
+        sh(&format!(
+            "{cat} {} | zfs receive {}/{uuid}",
+            file.display(),
+            self.name
+        ));
     }
 }
 
@@ -164,15 +182,34 @@ fn image(
     }
 }
 
+/// A v4-shaped uuid without the uuid crate (xtask's tests share this file).
+fn fresh_uuid() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let n = POOLS.fetch_add(1, Ordering::SeqCst);
+    format!(
+        "{:08x}-{:04x}-4000-8000-{:012x}",
+        std::process::id(),
+        n & 0xffff,
+        nanos & 0xffff_ffff_ffff
+    )
+}
+
 /// Build the chain in a scratch pool (destroyed after) into `dir`.
 pub fn make_chain(dir: &Path) -> Chain {
     fs::create_dir_all(dir).unwrap();
     let pool = TestPool::new("src");
-    let base_uuid = Uuid::new_v4().to_string();
+    let base_uuid = fresh_uuid();
     sh(&format!("zfs create {}", pool.ds("base")));
     let b = pool.mountpoint("base");
     write_file(&b.join("root/etc/base.conf"), "base config\n", 0o644);
-    write_file(&b.join("root/usr/bin/base-tool"), "#!/bin/sh\necho base\n", 0o755);
+    write_file(
+        &b.join("root/usr/bin/base-tool"),
+        "#!/bin/sh\necho base\n",
+        0o755,
+    );
     write_file(&b.join("root/etc/motd"), "old motd\n", 0o644);
     write_file(&b.join("config/zone.xml"), "<zone/>\n", 0o644);
     sh(&format!("zfs snapshot {}@final", pool.ds("base")));
@@ -190,9 +227,17 @@ pub fn make_chain(dir: &Path) -> Chain {
         }),
     );
 
-    sh(&format!("zfs clone {}@final {}", pool.ds("base"), pool.ds("origin")));
+    sh(&format!(
+        "zfs clone {}@final {}",
+        pool.ds("base"),
+        pool.ds("origin")
+    ));
     let o = pool.mountpoint("origin");
-    write_file(&o.join("root/opt/local/origin-file"), "from the origin\n", 0o600);
+    write_file(
+        &o.join("root/opt/local/origin-file"),
+        "from the origin\n",
+        0o600,
+    );
     write_file(&o.join("root/etc/base.conf"), "changed by origin\n", 0o640);
     sh(&format!("zfs snapshot {}@final", pool.ds("origin")));
     let origin = image(
@@ -231,11 +276,27 @@ pub fn make_chain(dir: &Path) -> Chain {
 /// A proto tree with modes worth checking.
 pub fn make_proto(dir: &Path) {
     let r = dir.join("root");
-    write_file(&r.join("opt/smartdc/svc/bin/server"), "#!/bin/sh\nexec true\n", 0o755);
-    write_file(&r.join("opt/smartdc/svc/etc/config.json"), "{\"port\": 80}\n", 0o644);
-    write_file(&r.join("opt/custom/smf/svc.xml"), "<service_bundle/>\n", 0o444);
+    write_file(
+        &r.join("opt/smartdc/svc/bin/server"),
+        "#!/bin/sh\nexec true\n",
+        0o755,
+    );
+    write_file(
+        &r.join("opt/smartdc/svc/etc/config.json"),
+        "{\"port\": 80}\n",
+        0o644,
+    );
+    write_file(
+        &r.join("opt/custom/smf/svc.xml"),
+        "<service_bundle/>\n",
+        0o444,
+    );
     write_file(&r.join("opt/smartdc/svc/secret"), "s3cret\n", 0o600);
-    fs::set_permissions(r.join("opt/smartdc/svc/etc"), fs::Permissions::from_mode(0o750)).unwrap();
+    fs::set_permissions(
+        r.join("opt/smartdc/svc/etc"),
+        fs::Permissions::from_mode(0o750),
+    )
+    .unwrap();
     symlink("bin/server", r.join("opt/smartdc/svc/run")).unwrap();
     write_file(&dir.join("site/.do-not-delete-me"), "", 0o644);
 }

@@ -32,7 +32,7 @@ use crate::progress::Bar;
 
 /// Part size for multipart uploads; files up to this size go in one PUT.
 /// Memory in flight is at most `jobs` parts.
-pub const PART_SIZE: usize = 8 << 20;
+pub const PART_SIZE: usize = 16 << 20;
 
 const MD5_META: &str = "md5";
 

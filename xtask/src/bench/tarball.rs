@@ -190,7 +190,7 @@ fn generate_proto(proto: &Path, target: u64) -> Result<(u64, u64)> {
     let mut k = 0;
     while bytes < target {
         let sub = lib_dir.join(format!("m{:03}", k / 100));
-        if k % 100 == 0 {
+        if k.is_multiple_of(100) {
             fs::create_dir_all(&sub)?;
         }
         let mut text = String::new();
@@ -200,8 +200,8 @@ fn generate_proto(proto: &Path, target: u64) -> Result<(u64, u64)> {
             seed ^= seed >> 7;
             seed ^= seed << 17;
             text.push_str(words[(seed % words.len() as u64) as usize]);
-            text.push(if seed % 11 == 0 { '\n' } else { ' ' });
-            if seed % 97 == 0 {
+            text.push(if seed.is_multiple_of(11) { '\n' } else { ' ' });
+            if seed.is_multiple_of(97) {
                 text.push_str(&format!("{seed:x}"));
             }
         }

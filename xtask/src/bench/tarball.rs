@@ -187,7 +187,7 @@ fn generate_proto(proto: &Path, target: u64) -> Result<(u64, u64)> {
         "dataset", "snapshot", "upload", "the", "and", "of", "to",
     ];
     let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut k = 0;
+    let mut k = 0u64;
     while bytes < target {
         let sub = lib_dir.join(format!("m{:03}", k / 100));
         if k.is_multiple_of(100) {

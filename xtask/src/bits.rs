@@ -24,8 +24,9 @@ pub struct StoreArgs {
     /// Path under DEST above <name> (eng's /public/builds).
     #[arg(long, value_name = "P", default_value = "")]
     pub prefix: String,
-    /// Transfers (files, parts) in flight at once.
-    #[arg(long, value_name = "N", default_value_t = 8)]
+    /// Transfers (files, 16 MiB parts) in flight at once; also bounds
+    /// memory (N x 16 MiB).
+    #[arg(long, value_name = "N", default_value_t = 4)]
     pub jobs: usize,
 }
 

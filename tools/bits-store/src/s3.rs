@@ -31,7 +31,9 @@ use crate::error::{Error, Result};
 use crate::progress::Bar;
 
 /// Part size for multipart uploads; files up to this size go in one PUT.
-/// Memory in flight is at most `jobs` parts.
+/// Memory in flight is at most `jobs` parts. 16 MiB measured faster than
+/// 8 MiB against moto (fewer requests) and is well inside S3's limits
+/// (5 MiB..5 GiB per part, 10,000 parts: files up to 156 GiB).
 pub const PART_SIZE: usize = 16 << 20;
 
 const MD5_META: &str = "md5";

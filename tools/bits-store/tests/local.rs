@@ -289,3 +289,29 @@ fn fetch_round_trip_then_detects_corruption_and_missing_files() {
     let err = rt().block_on(fetch(&o, ctx())).unwrap_err();
     assert!(err.to_string().contains("nosuch-latest"), "{err}");
 }
+
+#[test]
+fn all_components_in_one_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bits = tmp.path().join("bits");
+    let dest = tmp.path().join("store");
+    make_bits(&bits, "imgapi", STAMP, 1000);
+    make_bits(&bits, "triton-api", STAMP, 1000);
+    // A directory without a stamp is not a component.
+    fs::create_dir_all(bits.join("scratch")).unwrap();
+    let names = bits_store::list_components(&bits).unwrap();
+    assert_eq!(names, vec!["imgapi", "triton-api"]);
+    let refs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+    rt().block_on(upload(&opts(&bits, &dest, &refs), ctx()))
+        .unwrap();
+    for n in &names {
+        assert_eq!(
+            fs::read_link(dest.join(n).join("master-latest")).unwrap(),
+            Path::new(STAMP)
+        );
+    }
+    let arts = fs::read_to_string(bits.join("artifacts.txt")).unwrap();
+    assert_eq!(arts.lines().count(), 2 * 6);
+    let err = bits_store::list_components(&tmp.path().join("empty")).unwrap_err();
+    assert!(err.is_input(), "{err}");
+}

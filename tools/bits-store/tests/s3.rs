@@ -318,3 +318,63 @@ fn credentials_endpoint_and_bucket_errors_are_one_clear_line() {
     assert!(!bits.join("artifacts.txt").exists());
     assert!(rt().block_on(objects(&client(&moto))).is_empty());
 }
+
+#[test]
+fn transient_errors_are_retried_and_others_fail_at_once() {
+    use common::FlakyProxy;
+    use std::sync::atomic::Ordering;
+
+    let moto = Moto::start();
+    moto.create_bucket(BUCKET);
+    let tmp = tempfile::tempdir().unwrap();
+    let bits = tmp.path().join("bits");
+    make_bits(&bits, "triton-api", STAMP, PART_SIZE + 100);
+
+    let via = |proxy: &FlakyProxy| {
+        let mut o = opts(&moto, &bits, "s3://bits/flaky");
+        let mut env = moto.env();
+        env.push(("AWS_ENDPOINT_URL".into(), proxy.endpoint()));
+        o.s3_env = S3Env::from_pairs(env);
+        o
+    };
+
+    // Requests 2..=6 (after the bucket check) get 503 SlowDown: retried.
+    let proxy = FlakyProxy::start(moto.port, |n| {
+        (2..=6).contains(&n).then_some((503, "SlowDown"))
+    });
+    let rep = rt().block_on(upload(&via(&proxy), ctx())).unwrap();
+    assert_eq!(rep.stored, 4);
+    assert_eq!(proxy.failed.load(Ordering::SeqCst), 5);
+    let s3 = client(&moto);
+    let got = rt().block_on(objects(&s3));
+    for f in make_bits(
+        &tmp.path().join("again"),
+        "triton-api",
+        STAMP,
+        PART_SIZE + 100,
+    ) {
+        let n = f.file_name().unwrap().to_str().unwrap();
+        let key = format!("flaky/triton-api/{STAMP}/triton-api/{n}");
+        assert_eq!(got[&key].0, md5_hex(&std::fs::read(&f).unwrap()), "{key}");
+    }
+
+    // 403 on everything after the bucket check: no retries, one line that
+    // names the object and carries the server's answer.
+    let bits2 = tmp.path().join("bits2");
+    make_bits(&bits2, "triton-api", "master-20261127T000000Z-gabc1234", 10);
+    let proxy = FlakyProxy::start(moto.port, |n| (n > 1).then_some((403, "AccessDenied")));
+    let mut o = via(&proxy);
+    o.bits_dir = bits2;
+    let err = rt().block_on(upload(&o, ctx())).unwrap_err();
+    let msg = err.to_string();
+    eprintln!("403 reported as: {msg}");
+    assert!(matches!(err, Error::Remote { .. }), "{msg}");
+    assert!(
+        msg.starts_with("s3://bits/flaky/triton-api/master-20261127T000000Z-gabc1234/"),
+        "{msg}"
+    );
+    assert!(msg.contains("403"), "{msg}");
+    assert!(!msg.contains('\n'), "{msg}");
+    // The bucket check, plus at most one try per file looked at.
+    assert!(proxy.requests.load(Ordering::SeqCst) <= 5, "retried a 403");
+}

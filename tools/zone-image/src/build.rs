@@ -137,6 +137,12 @@ pub fn build(opts: &BuildOptions, progress: &mut dyn FnMut(&str)) -> Result<Buil
             }
         }
     };
+    let dev_reason = match (&zfs, dev_reason) {
+        (Some(z), None) if z.version.ends_with("-dev") => {
+            Some("built with --skip-pkgsrc: pkgsrc packages are missing".to_string())
+        }
+        (_, reason) => reason,
+    };
     if let Some(z) = &zfs {
         for p in [&z.image_file, &z.manifest_file] {
             let len = fs::metadata(p)

@@ -176,7 +176,7 @@ impl Origins<'_> {
         }
         match self.source {
             Some(s) => looked.push(format!("not on {s}")),
-            None => looked.push("no --origin-source".into()),
+            None => looked.push("no remote source (--origin-source is empty)".into()),
         }
         Error::input(
             "origin",

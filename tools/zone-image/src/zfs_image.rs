@@ -42,8 +42,8 @@ pub struct ZfsOptions {
     pub zpool: Option<String>,
     /// `--origin-dir`: where `*.imgmanifest` + image files of origins live.
     pub origin_dir: Option<PathBuf>,
-    /// `--origin-source`: IMGAPI to fetch origins from. `None` means no
-    /// remote source (the CLI defaults it to [`origin::DEFAULT_SOURCE`]).
+    /// `--origin-source`: IMGAPI to fetch origins from; `None` means
+    /// [`origin::DEFAULT_SOURCE`], an empty string means no remote source.
     pub origin_source: Option<String>,
     /// `--channel` for the origin source.
     pub channel: Option<String>,
@@ -132,7 +132,10 @@ pub fn build(input: &ZfsInput<'_>) -> Result<Option<ZfsOutputs>> {
     check_pool(&choice)?;
     let pool = choice.pool.as_str();
     let dev = dev_reason.is_some();
-    if let Some(r) = &dev_reason {
+    // The caller reports its own dev reason; only ours is news.
+    if input.dev_reason.is_none()
+        && let Some(r) = &dev_reason
+    {
         eprintln!("zone-image: warning: {} is a dev image: {r}", def.name);
     }
     let version = if dev {
@@ -152,7 +155,11 @@ pub fn build(input: &ZfsInput<'_>) -> Result<Option<ZfsOutputs>> {
     let origins = Origins {
         pool,
         dir: input.opts.origin_dir.as_deref(),
-        source: input.opts.origin_source.as_deref(),
+        source: match input.opts.origin_source.as_deref() {
+            None => Some(origin::DEFAULT_SOURCE),
+            Some("") => None,
+            Some(s) => Some(s),
+        },
         channel: input.opts.channel.as_deref(),
     };
     let origin = step("origin", || origins.ensure(origin_uuid))?;

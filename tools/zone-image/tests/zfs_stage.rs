@@ -58,10 +58,13 @@ impl Setup {
         self.tmp.path().join("bits")
     }
 
+    /// Origins from the fixture dir only; "" keeps the default remote
+    /// source (the internet) out of the tests.
     fn opts(&self, pool: &TestPool) -> ZfsOptions {
         ZfsOptions {
             zpool: Some(pool.name.clone()),
             origin_dir: Some(self.chain.dir.clone()),
+            origin_source: Some(String::new()),
             ..Default::default()
         }
     }
@@ -275,6 +278,7 @@ fn origins_already_in_the_pool_are_reused() {
     let before2 = guid(&pool2);
     let bare = ZfsOptions {
         zpool: Some(pool2.name.clone()),
+        origin_source: Some(String::new()),
         ..Default::default()
     };
     let out2 = s.build(&bare).unwrap().unwrap();
@@ -322,6 +326,72 @@ fn origin_files_are_verified_before_receive() {
     want.sort();
     assert_eq!(pool.list(), want);
     assert!(out_files(&s.out()).is_empty(), "{:?}", out_files(&s.out()));
+}
+
+/// Re-encode a chain image: `cmd` turns the raw stream into `suffix`.
+fn recompress(img: &zfs_fixture::FixtureImage, to: &Path, cmd: &str, suffix: &str, name: &str) {
+    let prefix = img
+        .manifest
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .replace(".imgmanifest", "");
+    let file = to.join(format!("{prefix}{suffix}"));
+    sh(&format!(
+        "gzip -dc {} | {cmd} > {}",
+        img.file.display(),
+        file.display()
+    ));
+    let sum = zone_image::compress::sha1_file(&file).unwrap();
+    let mut m = read_json(&img.manifest);
+    m["files"] = serde_json::json!([{ "sha1": sum.sha1, "size": sum.size, "compression": name }]);
+    fs::write(to.join(format!("{prefix}.imgmanifest")), m.to_string()).unwrap();
+}
+
+#[test]
+fn origins_in_every_compression() {
+    let s = Setup::new("");
+    for (origin_cmd, suffix, name) in [
+        ("bzip2 -c", ".zfs.bz2", "bzip2"),
+        ("xz -c", ".zfs.xz", "xz"),
+    ] {
+        let dir = s.tmp.path().join(format!("origins-{name}"));
+        fs::create_dir_all(&dir).unwrap();
+        recompress(&s.chain.base, &dir, "cat", ".zfs", "none");
+        recompress(&s.chain.origin, &dir, origin_cmd, suffix, name);
+        let pool = TestPool::new(&name[..2]);
+        let mut opts = s.opts(&pool);
+        opts.origin_dir = Some(dir.clone());
+        let out = s.build(&opts).unwrap().unwrap();
+        assert_eq!(read_json(&out.manifest_file)["origin"], TRITON_ORIGIN);
+        assert_eq!(pool.list(), origins_only(&pool, &s.chain));
+        let root = pool.mountpoint(TRITON_ORIGIN).join("root");
+        assert_eq!(
+            fs::read_to_string(root.join("opt/local/origin-file")).unwrap(),
+            "from the origin\n"
+        );
+    }
+
+    // The suffix must agree with the manifest's compression.
+    let dir = s.tmp.path().join("mismatch");
+    fs::create_dir_all(&dir).unwrap();
+    recompress(&s.chain.base, &dir, "bzip2 -c", ".zfs.bz2", "gzip");
+    let pool = TestPool::new("mm");
+    let mut opts = s.opts(&pool);
+    opts.origin_dir = Some(dir);
+    recompress(
+        &s.chain.origin,
+        opts.origin_dir.as_ref().unwrap(),
+        "cat",
+        ".zfs",
+        "none",
+    );
+    let msg = one_line_input_error(s.build(&opts));
+    assert!(
+        msg.contains("files[0].compression") && msg.contains(".zfs.bz2"),
+        "{msg}"
+    );
+    assert_eq!(pool.list(), vec![pool.name.clone()]);
 }
 
 #[test]
@@ -443,6 +513,7 @@ fn bad_inputs_give_one_line_errors() {
         let opts = ZfsOptions {
             zpool: Some(pool.name.clone()),
             origin_dir: Some(dir),
+            origin_source: Some(String::new()),
             ..Default::default()
         };
         let msg = one_line_input_error(s.build(&opts));
@@ -509,6 +580,7 @@ fn child_stage_worker() {
     let opts = ZfsOptions {
         zpool: Some(v["pool"].as_str().unwrap().to_string()),
         origin_dir: Some(s("origins")),
+        origin_source: Some(String::new()),
         ..Default::default()
     };
     let r = zfs_image::build(&ZfsInput {

@@ -22,7 +22,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1024)]
     size_mib: u64,
     /// `--jobs` for our upload.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 4)]
     jobs: usize,
     /// Rounds, alternating which side goes first; each upload gets a fresh
     /// server. The median of each side is reported.

@@ -134,3 +134,104 @@ pub fn md5_hex(data: &[u8]) -> String {
     use md5::{Digest, Md5};
     hex::encode(Md5::digest(data))
 }
+
+/// A loopback HTTP proxy in front of moto that answers chosen requests
+/// itself (e.g. 503, 403) and forwards the rest, one request per
+/// connection. `fail(n)` sees the 1-based request count.
+pub struct FlakyProxy {
+    pub port: u16,
+    pub requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    pub failed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FlakyProxy {
+    pub fn start(
+        upstream: u16,
+        fail: impl Fn(usize) -> Option<(u16, &'static str)> + Send + Sync + 'static,
+    ) -> FlakyProxy {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicUsize;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let failed = Arc::new(AtomicUsize::new(0));
+        let fail = Arc::new(fail);
+        let (rq, fl) = (requests.clone(), failed.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { return };
+                let (rq, fl, fail) = (rq.clone(), fl.clone(), fail.clone());
+                std::thread::spawn(move || {
+                    let _ = proxy_one(conn, upstream, &rq, &fl, &*fail);
+                });
+            }
+        });
+        FlakyProxy {
+            port,
+            requests,
+            failed,
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+fn proxy_one(
+    mut client: TcpStream,
+    upstream: u16,
+    requests: &std::sync::atomic::AtomicUsize,
+    failed: &std::sync::atomic::AtomicUsize,
+    fail: &(dyn Fn(usize) -> Option<(u16, &'static str)> + Send + Sync),
+) -> std::io::Result<()> {
+    use std::sync::atomic::Ordering;
+    // Headers, byte by byte up to the blank line.
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if client.read(&mut b)? == 0 {
+            return Ok(());
+        }
+        head.push(b[0]);
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let len: usize = text
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    client.read_exact(&mut body)?;
+    let n = requests.fetch_add(1, Ordering::SeqCst) + 1;
+    if let Some((status, code)) = fail(n) {
+        failed.fetch_add(1, Ordering::SeqCst);
+        let xml = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>injected by the test proxy</Message></Error>"
+        );
+        let head_only = text.starts_with("HEAD ");
+        write!(
+            client,
+            "HTTP/1.1 {status} Injected\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            xml.len()
+        )?;
+        if !head_only {
+            client.write_all(xml.as_bytes())?;
+        }
+        return Ok(());
+    }
+    let mut up = TcpStream::connect(("127.0.0.1", upstream))?;
+    let mut lines: Vec<&str> = text
+        .trim_end()
+        .split("\r\n")
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+        .collect();
+    lines.push("Connection: close");
+    up.write_all(format!("{}\r\n\r\n", lines.join("\r\n")).as_bytes())?;
+    up.write_all(&body)?;
+    std::io::copy(&mut up, &mut client)?;
+    Ok(())
+}

@@ -490,6 +490,18 @@ fn check_element(
     }
 
     let kids: Vec<roxmltree::Node<'_, '_>> = node.children().filter(|c| c.is_element()).collect();
+    // An undeclared child is the more useful error than a model mismatch.
+    if !matches!(rule.content, Content::Any)
+        && let Some(k) = kids
+            .iter()
+            .find(|k| !rules().contains_key(qualified_name(**k).as_str()))
+    {
+        let line = doc.text_pos_at(k.range().start).row;
+        return Err(format!(
+            "line {line}: <{}>: element not declared in the service_bundle DTD",
+            qualified_name(*k)
+        ));
+    }
     let has_text = node
         .children()
         .any(|c| c.is_text() && !c.text().unwrap_or("").trim().is_empty());

@@ -6,7 +6,7 @@ use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use serde_json::{Value, json};
 use zone_image::compress;
@@ -22,10 +22,17 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Set once a command timed out, so the remaining tests fail at once.
+static WEDGED: AtomicBool = AtomicBool::new(false);
+
 /// Fail loudly (never skip) when ZFS is not usable here.
 pub fn require_zfs() {
-    let ok = Command::new("zpool")
-        .args(["list", "-H"])
+    assert!(
+        !WEDGED.load(Ordering::SeqCst),
+        "an earlier ZFS command timed out; the zfs-fuse daemon looks wedged (restart it)"
+    );
+    let ok = Command::new("timeout")
+        .args(["60", "zpool", "list", "-H"])
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
@@ -37,11 +44,19 @@ pub fn require_zfs() {
     );
 }
 
+/// Longest a fixture command may take: a wedged zfs-fuse daemon then fails
+/// the test instead of hanging CI.
+const TIMEOUT: &str = "180";
+
 pub fn sh(script: &str) -> String {
-    let out = Command::new("bash")
-        .args(["-o", "pipefail", "-c", script])
+    let out = Command::new("timeout")
+        .args([TIMEOUT, "bash", "-o", "pipefail", "-c", script])
         .output()
         .expect("running bash");
+    if out.status.code() == Some(124) {
+        WEDGED.store(true, Ordering::SeqCst);
+        panic!("`{script}` took over {TIMEOUT}s: is the zfs-fuse daemon wedged? (restart it)");
+    }
     assert!(
         out.status.success(),
         "`{script}` failed: {}",
@@ -52,8 +67,8 @@ pub fn sh(script: &str) -> String {
 
 fn retry_busy(script: &str) {
     for _ in 0..50 {
-        let out = Command::new("bash")
-            .args(["-c", script])
+        let out = Command::new("timeout")
+            .args([TIMEOUT, "bash", "-c", script])
             .output()
             .expect("bash");
         if out.status.success() {

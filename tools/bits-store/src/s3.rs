@@ -120,7 +120,11 @@ fn content_type(file: &str) -> &'static str {
     // As eng's bits-upload.sh labels them.
     if file.ends_with(".gz") || file.ends_with(".tgz") {
         "application/gzip"
-    } else if file.ends_with(".txt") || file.ends_with(".log") {
+    } else if file.ends_with(".txt")
+        || file.ends_with(".log")
+        || file.ends_with("-latest")
+        || file.ends_with("/latest-release")
+    {
         "text/plain"
     } else if file.ends_with(".json") {
         "application/json"

@@ -176,8 +176,10 @@ pub async fn upload(opts: &UploadOptions, ctx: Arc<Ctx>) -> Result<UploadReport>
             reason: "no component names given".into(),
         });
     }
-    let comps = opts
-        .names
+    let mut names = opts.names.clone();
+    names.sort();
+    names.dedup();
+    let comps = names
         .iter()
         .map(|n| load_component(&opts, n))
         .collect::<Result<Vec<_>>>()?;

@@ -33,33 +33,121 @@ fn xmllint_accepts(dtd: &Path, text: &str) -> bool {
 const MUTATIONS: &[(&str, &str, &str)] = &[
     ("unchanged", "", ""),
     ("missing timeout", " timeout_seconds=\"60\"/>", "/>"),
-    ("bad restart_on", "restart_on=\"error\"", "restart_on=\"sometimes\""),
-    ("bad grouping", "grouping=\"require_all\"", "grouping=\"require_some\""),
-    ("unknown element", "<single_instance/>", "<single_instance/><frobnicate/>"),
-    ("unknown attribute", "<single_instance/>", "<single_instance count=\"1\"/>"),
-    ("order: stability first", "<create_default_instance enabled=\"true\"/>", "<stability value=\"Unstable\"/><create_default_instance enabled=\"true\"/>"),
-    ("two create_default_instance", "<single_instance/>", "<create_default_instance enabled=\"true\"/><single_instance/>"),
+    (
+        "bad restart_on",
+        "restart_on=\"error\"",
+        "restart_on=\"sometimes\"",
+    ),
+    (
+        "bad grouping",
+        "grouping=\"require_all\"",
+        "grouping=\"require_some\"",
+    ),
+    (
+        "unknown element",
+        "<single_instance/>",
+        "<single_instance/><frobnicate/>",
+    ),
+    (
+        "unknown attribute",
+        "<single_instance/>",
+        "<single_instance count=\"1\"/>",
+    ),
+    (
+        "order: stability first",
+        "<create_default_instance enabled=\"true\"/>",
+        "<stability value=\"Unstable\"/><create_default_instance enabled=\"true\"/>",
+    ),
+    (
+        "two create_default_instance",
+        "<single_instance/>",
+        "<create_default_instance enabled=\"true\"/><single_instance/>",
+    ),
     ("bad enabled", "enabled=\"true\"", "enabled=\"yes\""),
     ("service without version", " version=\"1\"", ""),
-    ("bad service type", "type=\"service\" version", "type=\"daemon\" version"),
-    ("text in element content", "<single_instance/>", "<single_instance/>hello"),
-    ("empty with content", "<single_instance/>", "<single_instance><stability value=\"Stable\"/></single_instance>"),
-    ("restarter without fmri", "<single_instance/>", "<single_instance/><restarter/>"),
-    ("method_environment empty", "<method_environment>", "<method_environment></method_environment><method_environment>"),
-    ("propval missing value", "<propval name=\"duration\" type=\"astring\" value=\"transient\"/>", "<propval name=\"duration\" type=\"astring\"/>"),
-    ("propval bad type", "type=\"astring\" value=\"transient\"", "type=\"string\" value=\"transient\""),
-    ("property with list", "<property_group name=\"startd\" type=\"framework\">", "<property_group name=\"startd\" type=\"framework\"><property name=\"p\" type=\"astring\"><astring_list><value_node value=\"a\"/></astring_list></property>"),
-    ("property list without nodes", "<property_group name=\"startd\" type=\"framework\">", "<property_group name=\"startd\" type=\"framework\"><property name=\"p\" type=\"astring\"><astring_list/></property>"),
-    ("template without common_name", "<common_name>", "<description>"),
+    (
+        "bad service type",
+        "type=\"service\" version",
+        "type=\"daemon\" version",
+    ),
+    (
+        "text in element content",
+        "<single_instance/>",
+        "<single_instance/>hello",
+    ),
+    (
+        "empty with content",
+        "<single_instance/>",
+        "<single_instance><stability value=\"Stable\"/></single_instance>",
+    ),
+    (
+        "restarter without fmri",
+        "<single_instance/>",
+        "<single_instance/><restarter/>",
+    ),
+    (
+        "method_environment empty",
+        "<method_environment>",
+        "<method_environment></method_environment><method_environment>",
+    ),
+    (
+        "propval missing value",
+        "<propval name=\"duration\" type=\"astring\" value=\"transient\"/>",
+        "<propval name=\"duration\" type=\"astring\"/>",
+    ),
+    (
+        "propval bad type",
+        "type=\"astring\" value=\"transient\"",
+        "type=\"string\" value=\"transient\"",
+    ),
+    (
+        "property with list",
+        "<property_group name=\"startd\" type=\"framework\">",
+        "<property_group name=\"startd\" type=\"framework\"><property name=\"p\" type=\"astring\"><astring_list><value_node value=\"a\"/></astring_list></property>",
+    ),
+    (
+        "property list without nodes",
+        "<property_group name=\"startd\" type=\"framework\">",
+        "<property_group name=\"startd\" type=\"framework\"><property name=\"p\" type=\"astring\"><astring_list/></property>",
+    ),
+    (
+        "template without common_name",
+        "<common_name>",
+        "<description>",
+    ),
     ("loctext without lang", " xml:lang=\"C\"", ""),
-    ("instance", "<stability value=\"Unstable\"/>", "<instance name=\"default\" enabled=\"true\"/><stability value=\"Unstable\"/>"),
-    ("instance after stability", "<stability value=\"Unstable\"/>", "<stability value=\"Unstable\"/><instance name=\"default\" enabled=\"true\"/>"),
-    ("dependent", "<method_context", "<dependent name=\"d\" grouping=\"optional_all\" restart_on=\"none\"><service_fmri value=\"svc:/x\"/></dependent><method_context"),
-    ("credential and profile", "<method_credential", "<method_profile name=\"p\"/><method_credential"),
+    (
+        "instance",
+        "<stability value=\"Unstable\"/>",
+        "<instance name=\"default\" enabled=\"true\"/><stability value=\"Unstable\"/>",
+    ),
+    (
+        "instance after stability",
+        "<stability value=\"Unstable\"/>",
+        "<stability value=\"Unstable\"/><instance name=\"default\" enabled=\"true\"/>",
+    ),
+    (
+        "dependent",
+        "<method_context",
+        "<dependent name=\"d\" grouping=\"optional_all\" restart_on=\"none\"><service_fmri value=\"svc:/x\"/></dependent><method_context",
+    ),
+    (
+        "credential and profile",
+        "<method_credential",
+        "<method_profile name=\"p\"/><method_credential",
+    ),
     ("bundle without name", " name=\"triton-api\">", ">"),
     ("bad stability", "value=\"Unstable\"", "value=\"Shaky\""),
-    ("exec_method monitor", "type=\"method\" name=\"stop\"", "type=\"monitor\" name=\"stop\""),
-    ("exec_method bad type", "type=\"method\" name=\"stop\"", "type=\"script\" name=\"stop\""),
+    (
+        "exec_method monitor",
+        "type=\"method\" name=\"stop\"",
+        "type=\"monitor\" name=\"stop\"",
+    ),
+    (
+        "exec_method bad type",
+        "type=\"method\" name=\"stop\"",
+        "type=\"script\" name=\"stop\"",
+    ),
 ];
 
 #[test]
@@ -101,7 +189,11 @@ fn our_dtd_rules_agree_with_xmllint() {
             }
         }
         // The project's own manifests must be valid.
-        assert!(check_dtd(base).is_ok(), "{name}: {:?}", check_dtd(base).err());
+        assert!(
+            check_dtd(base).is_ok(),
+            "{name}: {:?}",
+            check_dtd(base).err()
+        );
     }
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
     assert!(checked >= 30, "only {checked} variants checked");

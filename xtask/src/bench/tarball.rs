@@ -23,7 +23,12 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     if let Some(w) = args.worker {
-        let done = zone_image::tarball::write(&w[0], &w[1], 1_700_000_000, 6)?;
+        let done = zone_image::tarball::write(
+            &w[0],
+            &w[1],
+            1_700_000_000,
+            zone_image::compress::DEFAULT_LEVEL,
+        )?;
         println!("{} {}", done.size, done.sha1);
         return Ok(());
     }

@@ -135,6 +135,49 @@ fn triton_api_builds_a_zfs_image_that_installs_on_a_fresh_pool() {
         motd.contains("triton-api (") && motd.contains("fixture-origin@2.0"),
         "{motd}"
     );
+
+    // An operator: origins first, then the image, into an IMGAPI (a local
+    // imgapi-server) with tritonadm's import; each ends up active.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let opts =
+            imgapi_server::Options::new(&tmp.path().join("imgapi"), "127.0.0.1:0".parse().unwrap());
+        let server = imgapi_server::start(opts).expect("imgapi-server starts");
+        let url = format!("http://{}", server.local_addr());
+        let api = tritonadm::imgapi::Imgapi::connect(&url, &Default::default()).unwrap();
+        let import = tritonadm::import::ImportOptions {
+            // Every origin is imported explicitly; nothing may be fetched.
+            source: "http://127.0.0.1:9".into(),
+            show_progress: false,
+            ..Default::default()
+        };
+        for (m, f) in [
+            (&chain.base.manifest, &chain.base.file),
+            (&chain.origin.manifest, &chain.origin.file),
+            (&manifests[0], &images[0]),
+        ] {
+            tritonadm::import::import_image(&api, m, f, &import)
+                .await
+                .unwrap_or_else(|e| panic!("importing {}: {e}", m.display()));
+        }
+        for u in [chain.base.uuid.as_str(), TRITON_ORIGIN, uuid] {
+            let img = api
+                .get_image(u.parse().unwrap(), None)
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("{u} not in IMGAPI"));
+            assert_eq!(
+                serde_json::to_value(&img).unwrap()["state"],
+                "active",
+                "{u}"
+            );
+        }
+        server.close().await.unwrap();
+    });
 }
 
 #[test]

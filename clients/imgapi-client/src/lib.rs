@@ -75,3 +75,16 @@ async fn sign_request(auth: &Auth, request: &mut reqwest::Request) -> Result<(),
     }
     Ok(())
 }
+
+/// Split an IMGAPI source URL into its base (no query, no trailing `/`)
+/// and the `?channel=` it names, if any. Updates-server URLs are often
+/// written with the channel in them.
+pub fn split_source(source: &str) -> Result<(String, Option<String>), String> {
+    let mut url = reqwest::Url::parse(source).map_err(|e| e.to_string())?;
+    let channel = url
+        .query_pairs()
+        .find(|(k, _)| k == "channel")
+        .map(|(_, v)| v.into_owned());
+    url.set_query(None);
+    Ok((url.as_str().trim_end_matches('/').to_string(), channel))
+}

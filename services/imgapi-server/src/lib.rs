@@ -796,14 +796,8 @@ where
 
 /// `?channel=` of a source URL, and the URL without its query.
 fn split_source(source: &str) -> Result<(String, Option<String>), ImgapiError> {
-    let mut url = reqwest::Url::parse(source)
-        .map_err(|e| ImgapiError::invalid_parameter(format!("source: {source:?}: {e}")))?;
-    let channel = url
-        .query_pairs()
-        .find(|(k, _)| k == "channel")
-        .map(|(_, v)| v.into_owned());
-    url.set_query(None);
-    Ok((url.as_str().trim_end_matches('/').to_string(), channel))
+    imgapi_client::split_source(source)
+        .map_err(|e| ImgapiError::invalid_parameter(format!("source: {source:?}: {e}")))
 }
 
 async fn import_remote(

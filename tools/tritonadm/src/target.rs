@@ -95,14 +95,8 @@ fn check_url(url: &str, what: &str) -> Result<String> {
 
 /// Split `?channel=` off an IMGAPI source URL: (base URL, channel).
 pub fn split_source(source: &str) -> Result<(String, Option<String>)> {
-    let mut url = reqwest::Url::parse(source)
-        .map_err(|e| Error::Input(format!("--source: {source:?} is not a URL: {e}")))?;
-    let channel = url
-        .query_pairs()
-        .find(|(k, _)| k == "channel")
-        .map(|(_, v)| v.into_owned());
-    url.set_query(None);
-    Ok((url.as_str().trim_end_matches('/').to_string(), channel))
+    imgapi_client::split_source(source)
+        .map_err(|e| Error::Input(format!("--source: {source:?} is not a URL: {e}")))
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use common::{Moto, STAMP, make_bits, md5_hex};
+use bits_store::testing::{Moto, free_port};
+use common::{STAMP, make_bits, md5_hex};
 
 const OLD_STAMP: &str = "master-20261125T000000Z-g0000001";
 
@@ -168,8 +169,8 @@ fn local_upload_fetch_and_bad_input_exit_codes() {
 
 #[test]
 fn s3_configuration_errors_are_one_line() {
-    let moto = Moto::start();
-    moto.create_bucket("bits");
+    let moto = Moto::start().unwrap();
+    moto.create_bucket("bits").unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let bits = tmp.path().join("bits");
     make_bits(&bits, "triton-api", STAMP, 1000);
@@ -183,11 +184,7 @@ fn s3_configuration_errors_are_one_line() {
     assert_eq!(code(&o), 2);
     assert!(one_error_line(&o).contains("\"missing-bucket\" does not exist"));
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port().unwrap();
     let o = run(upload_cmd(&bits, "s3://bits/x")
         .envs(moto.env())
         .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")));
@@ -276,15 +273,7 @@ fn s3_tree(moto: &Moto, prefix: &str) -> BTreeMap<String, String> {
     use futures::TryStreamExt;
     use object_store::ObjectStore;
     use object_store::ObjectStoreExt;
-    let s3 = object_store::aws::AmazonS3Builder::new()
-        .with_bucket_name("bits")
-        .with_region("us-east-1")
-        .with_access_key_id("testing")
-        .with_secret_access_key("testing")
-        .with_endpoint(moto.endpoint())
-        .with_allow_http(true)
-        .build()
-        .unwrap();
+    let s3 = moto.client("bits").unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let p = object_store::path::Path::from(prefix);
@@ -308,8 +297,8 @@ fn s3_tree(moto: &Moto, prefix: &str) -> BTreeMap<String, String> {
 
 #[test]
 fn s3_killed_midway_then_rerun_completes() {
-    let moto = Moto::start();
-    moto.create_bucket("bits");
+    let moto = Moto::start().unwrap();
+    moto.create_bucket("bits").unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let bits = tmp.path().join("bits");
     let old = tmp.path().join("old");

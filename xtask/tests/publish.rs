@@ -53,6 +53,10 @@ async fn publish(dir: &Path, url: &str, extra: &[&str]) -> Output {
         .unwrap()
 }
 
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_signed_into_the_branch_channel() {
     let tmp = tempfile::tempdir().unwrap();
@@ -67,17 +71,12 @@ async fn publish_signed_into_the_branch_channel() {
     let key = key.to_str().unwrap();
 
     let out = publish(tmp.path(), &url, &["--key", key, "--user", "ops"]).await;
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("tags.dev_build"));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("tags.dev_build"));
 
     let out = publish(tmp.path(), &url, &["--allow-dev"]).await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+    assert!(stderr(&out).contains("401"));
 
     let out = publish(
         tmp.path(),
@@ -85,11 +84,7 @@ async fn publish_signed_into_the_branch_channel() {
         &["--allow-dev", "--key", key, "--user", "ops"],
     )
     .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", stderr(&out));
     // master -> dev, the server's default channel; not in staging.
     let got: serde_json::Value = reqwest::get(format!("{url}/images/{uuid}?channel=dev"))
         .await
@@ -116,7 +111,7 @@ async fn missing_stamp_is_an_input_error() {
     let tmp = tempfile::tempdir().unwrap();
     let out = publish(tmp.path(), "http://127.0.0.1:9", &[]).await;
     assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = stderr(&out);
     assert!(
         err.contains("latest-build-stamp") && err.contains("image build demo"),
         "{err}"

@@ -49,6 +49,11 @@ impl ImageState {
             ImageState::Failed => "failed",
         }
     }
+
+    /// Activated at some point: active, or disabled after activation.
+    pub fn is_activated(self) -> bool {
+        matches!(self, ImageState::Active | ImageState::Disabled)
+    }
 }
 
 /// `type`.
@@ -63,6 +68,19 @@ pub enum ImageType {
     Other,
 }
 
+impl ImageType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageType::ZoneDataset => "zone-dataset",
+            ImageType::LxDataset => "lx-dataset",
+            ImageType::Zvol => "zvol",
+            ImageType::Docker => "docker",
+            ImageType::Lxd => "lxd",
+            ImageType::Other => "other",
+        }
+    }
+}
+
 /// `os`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -73,6 +91,19 @@ pub enum ImageOs {
     Bsd,
     Illumos,
     Other,
+}
+
+impl ImageOs {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageOs::Smartos => "smartos",
+            ImageOs::Linux => "linux",
+            ImageOs::Windows => "windows",
+            ImageOs::Bsd => "bsd",
+            ImageOs::Illumos => "illumos",
+            ImageOs::Other => "other",
+        }
+    }
 }
 
 /// `files[].compression`.
@@ -92,6 +123,11 @@ impl Compression {
             Compression::None => "none",
         }
     }
+}
+
+/// Whether `s` has the form of `files[].sha1`: 40 hex digits.
+pub fn is_sha1_hex(s: &str) -> bool {
+    s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// One entry of `files`: IMGAPI supports exactly one file per image.
@@ -690,6 +726,32 @@ mod tests {
         let back = serde_json::to_value(&image).unwrap();
         let orig: Value = serde_json::from_str(text).unwrap();
         assert_eq!(back, orig);
+    }
+
+    #[test]
+    fn as_str_is_the_wire_name() {
+        use ImageType as T;
+        for t in [
+            T::ZoneDataset,
+            T::LxDataset,
+            T::Zvol,
+            T::Docker,
+            T::Lxd,
+            T::Other,
+        ] {
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+        }
+        use ImageOs as O;
+        for o in [
+            O::Smartos,
+            O::Linux,
+            O::Windows,
+            O::Bsd,
+            O::Illumos,
+            O::Other,
+        ] {
+            assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
+        }
     }
 
     #[test]

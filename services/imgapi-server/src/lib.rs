@@ -153,6 +153,14 @@ impl ServerContext {
             .map(|v| Some(v.user))
             .map_err(|e| ImgapiError::unauthorized(e.to_string()))
     }
+
+    /// Persist `next`, then make it what `slot` holds: memory never gets
+    /// ahead of the disk.
+    fn replace(&self, slot: &mut Image, next: Image) -> Result<(), ImgapiError> {
+        self.store.save(&next).map_err(internal)?;
+        *slot = next;
+        Ok(())
+    }
 }
 
 fn in_channel(image: &Image, channel: &str) -> bool {
@@ -183,10 +191,6 @@ fn compute_state(image: &mut Image, activated: bool) {
     };
 }
 
-fn is_activated(image: &Image) -> bool {
-    matches!(image.state, ImageState::Active | ImageState::Disabled)
-}
-
 /// Millisecond precision, as the Node.js IMGAPI writes dates.
 fn now_ms() -> DateTime<Utc> {
     use chrono::SubsecRound as _;
@@ -195,6 +199,13 @@ fn now_ms() -> DateTime<Utc> {
 
 fn internal(e: impl std::fmt::Display) -> ImgapiError {
     ImgapiError::internal(e.to_string())
+}
+
+fn uuid_exists(uuid: &Uuid) -> ImgapiError {
+    ImgapiError::from_code(
+        "ImageUuidAlreadyExists",
+        format!("image uuid {uuid} already exists"),
+    )
 }
 
 /// The origin must already be here, and active, before an incremental
@@ -211,7 +222,7 @@ fn check_origin(images: &BTreeMap<Uuid, Image>, image: &Image) -> Result<(), Img
                 image.uuid
             ),
         )),
-        Some(o) if !is_activated(o) => Err(ImgapiError::from_code(
+        Some(o) if !o.state.is_activated() => Err(ImgapiError::from_code(
             "OriginIsNotActive",
             format!(
                 "origin image {origin} of image {} is not active",
@@ -277,13 +288,6 @@ fn tag_matches(image: &Image, key: &str, want: &str) -> bool {
         // `tag.x=true` matches a boolean true, `tag.n=5` the number 5.
         other => serde_json::from_str::<serde_json::Value>(want).is_ok_and(|w| w == *other),
     }
-}
-
-fn type_name(t: imgapi_api::ImageType) -> String {
-    serde_json::to_value(t)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 /// Fields UpdateImage may change (the docs' "Mutable" column).
@@ -392,8 +396,8 @@ impl ImgapiApi for ImgapiServer {
             .filter(|i| match q.image_type.as_deref() {
                 None => true,
                 Some(t) => match t.strip_prefix('!') {
-                    Some(not) => type_name(i.image_type) != not,
-                    None => type_name(i.image_type) == t,
+                    Some(not) => i.image_type.as_str() != not,
+                    None => i.image_type.as_str() == t,
                 },
             })
             .filter(|i| tags.iter().all(|(k, v)| tag_matches(i, k, v)))
@@ -526,10 +530,7 @@ impl ImgapiApi for ImgapiServer {
                 }
                 let mut images = ctx.images.lock().await;
                 if images.contains_key(&uuid) {
-                    return Err(ImgapiError::from_code(
-                        "ImageUuidAlreadyExists",
-                        format!("image uuid {uuid} already exists"),
-                    ));
+                    return Err(uuid_exists(&uuid));
                 }
                 check_origin(&images, &manifest)?;
                 // The file comes with AddImageFile; its checksum then
@@ -554,7 +555,7 @@ impl ImgapiApi for ImgapiServer {
             ImageAction::Activate => {
                 let mut images = ctx.images.lock().await;
                 let img = lookup(&mut images, &uuid, &channel)?;
-                if is_activated(img) {
+                if img.state.is_activated() {
                     return Err(ImgapiError::from_code(
                         "ImageAlreadyActivated",
                         format!("image {uuid} is already activated"),
@@ -569,8 +570,7 @@ impl ImgapiApi for ImgapiServer {
                 let mut next = img.clone();
                 compute_state(&mut next, true);
                 next.published_at.get_or_insert_with(now_ms);
-                ctx.store.save(&next).map_err(internal)?;
-                *img = next;
+                ctx.replace(img, next)?;
                 image(img)
             }
             ImageAction::Disable | ImageAction::Enable => {
@@ -578,10 +578,9 @@ impl ImgapiApi for ImgapiServer {
                 let img = lookup(&mut images, &uuid, &channel)?;
                 let mut next = img.clone();
                 next.disabled = q.action == ImageAction::Disable;
-                let activated = is_activated(img);
+                let activated = img.state.is_activated();
                 compute_state(&mut next, activated);
-                ctx.store.save(&next).map_err(internal)?;
-                *img = next;
+                ctx.replace(img, next)?;
                 image(img)
             }
             ImageAction::Update => {
@@ -606,8 +605,7 @@ impl ImgapiApi for ImgapiServer {
                 }
                 let next: Image = serde_json::from_value(value)
                     .map_err(|e| ImgapiError::validation(e.to_string()))?;
-                ctx.store.save(&next).map_err(internal)?;
-                *img = next;
+                ctx.replace(img, next)?;
                 image(img)
             }
             ImageAction::ChannelAdd => {
@@ -620,8 +618,7 @@ impl ImgapiApi for ImgapiServer {
                 if !chans.contains(&target) {
                     chans.push(target);
                 }
-                ctx.store.save(&next).map_err(internal)?;
-                *img = next;
+                ctx.replace(img, next)?;
                 image(img)
             }
         }
@@ -639,7 +636,7 @@ impl ImgapiApi for ImgapiServer {
         let q = query.into_inner();
         let channel = ctx.channel(q.channel.as_deref())?;
         if let Some(s) = &q.sha1
-            && (s.len() != 40 || !s.bytes().all(|b| b.is_ascii_hexdigit()))
+            && !imgapi_api::is_sha1_hex(s)
         {
             return Err(ImgapiError::invalid_parameter(format!(
                 "sha1: expected 40 hex digits, got {s:?}"
@@ -648,7 +645,7 @@ impl ImgapiApi for ImgapiServer {
         {
             let mut images = ctx.images.lock().await;
             let img = lookup(&mut images, &uuid, &channel)?;
-            if is_activated(img) {
+            if img.state.is_activated() {
                 return Err(ImgapiError::from_code(
                     "ImageFilesImmutable",
                     format!("image {uuid} is activated; its file cannot change"),
@@ -667,8 +664,7 @@ impl ImgapiApi for ImgapiServer {
             dataset_guid: q.dataset_guid,
             extra: Default::default(),
         }];
-        ctx.store.save(&next).map_err(internal)?;
-        *img = next;
+        ctx.replace(img, next)?;
         Ok(HttpResponseOk(img.clone()))
     }
 
@@ -688,8 +684,7 @@ impl ImgapiApi for ImgapiServer {
         let chans = next.channels.get_or_insert_with(Vec::new);
         chans.retain(|c| *c != channel);
         if !chans.is_empty() && !q.force_all_channels.unwrap_or(false) {
-            ctx.store.save(&next).map_err(internal)?;
-            *img = next;
+            ctx.replace(img, next)?;
             return Ok(HttpResponseDeleted());
         }
         let dependents: Vec<String> = images
@@ -807,10 +802,7 @@ async fn import_remote(
     channel: String,
 ) -> Result<(), ImgapiError> {
     if ctx.images.lock().await.contains_key(&uuid) {
-        return Err(ImgapiError::from_code(
-            "ImageUuidAlreadyExists",
-            format!("image uuid {uuid} already exists"),
-        ));
+        return Err(uuid_exists(&uuid));
     }
     let (base, remote_channel) = split_source(source)?;
     let client =
@@ -844,10 +836,7 @@ async fn import_remote(
     manifest.published_at.get_or_insert_with(now_ms);
     let mut images = ctx.images.lock().await;
     if images.contains_key(&uuid) {
-        return Err(ImgapiError::from_code(
-            "ImageUuidAlreadyExists",
-            format!("image uuid {uuid} already exists"),
-        ));
+        return Err(uuid_exists(&uuid));
     }
     ctx.store.save(&manifest).map_err(internal)?;
     images.insert(uuid, manifest);

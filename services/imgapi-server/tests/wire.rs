@@ -13,8 +13,16 @@ struct Srv {
     http: reqwest::Client,
 }
 
+fn options(dir: &std::path::Path) -> Options {
+    Options::new(dir, "127.0.0.1:0".parse().unwrap())
+}
+
 fn start(dir: &std::path::Path) -> Srv {
-    let server = imgapi_server::start(Options::new(dir, "127.0.0.1:0".parse().unwrap())).unwrap();
+    start_with(options(dir))
+}
+
+fn start_with(opts: Options) -> Srv {
+    let server = imgapi_server::start(opts).unwrap();
     Srv {
         url: format!("http://{}", server.local_addr()),
         server,
@@ -34,57 +42,52 @@ fn manifest(uuid: &str, origin: Option<&str>) -> Value {
     m
 }
 
+/// Status and JSON body (null when there is none) of a response.
+async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
 impl Srv {
     async fn post(&self, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut req = self.http.post(format!("{}{path}", self.url));
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let r = req.send().await.unwrap();
-        let status = r.status().as_u16();
-        let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        send(req).await
+    }
+
+    /// `POST /images/<uuid>?action=<action>`.
+    async fn action(&self, uuid: &str, action: &str, body: Option<Value>) -> (u16, Value) {
+        self.post(&format!("/images/{uuid}?action={action}"), body)
+            .await
     }
 
     async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        send(self.http.get(format!("{}{path}", self.url))).await
+    }
+
+    async fn delete(&self, path: &str) -> (u16, Value) {
+        send(self.http.delete(format!("{}{path}", self.url))).await
     }
 
     async fn put_file(&self, uuid: &str, query: &str, data: Vec<u8>) -> (u16, Value) {
-        let r = self
-            .http
-            .put(format!("{}/images/{uuid}/file?{query}", self.url))
-            .body(data)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        let url = format!("{}/images/{uuid}/file?{query}", self.url);
+        send(self.http.put(url).body(data)).await
     }
 
     /// Import, upload, activate (no body on activate, as curl -X POST sends).
     async fn add_active(&self, uuid: &str, origin: Option<&str>) {
         let (s, _) = self
-            .post(
-                &format!("/images/{uuid}?action=import"),
-                Some(manifest(uuid, origin)),
-            )
+            .action(uuid, "import", Some(manifest(uuid, origin)))
             .await;
         assert_eq!(s, 200);
         let (s, _) = self
             .put_file(uuid, "compression=none", b"data".to_vec())
             .await;
         assert_eq!(s, 200);
-        let (s, body) = self
-            .post(&format!("/images/{uuid}?action=activate"), None)
-            .await;
+        let (s, body) = self.action(uuid, "activate", None).await;
         assert_eq!(s, 200, "{body}");
     }
 }
@@ -113,26 +116,18 @@ async fn import_upload_activate_and_errors_follow_the_reference() {
     assert!(is_restify_error(&body, "ResourceNotFound"), "{body}");
 
     let (s, body) = srv
-        .post(
-            &format!("/images/{uuid}?action=import"),
-            Some(manifest(&uuid, None)),
-        )
+        .action(&uuid, "import", Some(manifest(&uuid, None)))
         .await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["state"], "unactivated");
     assert_eq!(body["channels"], json!(["dev"]));
     let (s, body) = srv
-        .post(
-            &format!("/images/{uuid}?action=import"),
-            Some(manifest(&uuid, None)),
-        )
+        .action(&uuid, "import", Some(manifest(&uuid, None)))
         .await;
     assert_eq!(s, 409);
     assert!(is_restify_error(&body, "ImageUuidAlreadyExists"));
 
-    let (s, body) = srv
-        .post(&format!("/images/{uuid}?action=activate"), None)
-        .await;
+    let (s, body) = srv.action(&uuid, "activate", None).await;
     assert_eq!(s, 422);
     assert!(is_restify_error(&body, "NoActivationNoFile"));
 
@@ -161,9 +156,7 @@ async fn import_upload_activate_and_errors_follow_the_reference() {
     assert_eq!(body["files"][0]["sha1"], sha1.as_str());
     assert_eq!(body["files"][0]["compression"], "none");
 
-    let (s, body) = srv
-        .post(&format!("/images/{uuid}?action=activate"), None)
-        .await;
+    let (s, body) = srv.action(&uuid, "activate", None).await;
     assert_eq!(s, 200);
     assert_eq!(body["state"], "active");
     let published = body["published_at"].as_str().unwrap().to_string();
@@ -171,18 +164,14 @@ async fn import_upload_activate_and_errors_follow_the_reference() {
         published.ends_with('Z') && published.len() == 24,
         "{published}"
     );
-    let (s, body) = srv
-        .post(&format!("/images/{uuid}?action=activate"), None)
-        .await;
+    let (s, body) = srv.action(&uuid, "activate", None).await;
     assert_eq!(s, 422);
     assert!(is_restify_error(&body, "ImageAlreadyActivated"));
     let (s, body) = srv.put_file(&uuid, "compression=none", data.clone()).await;
     assert_eq!(s, 422);
     assert!(is_restify_error(&body, "ImageFilesImmutable"));
 
-    let (s, body) = srv
-        .post(&format!("/images/{uuid}?action=disable"), None)
-        .await;
+    let (s, body) = srv.action(&uuid, "disable", None).await;
     assert_eq!(
         (s, body["state"].as_str(), body["disabled"].as_bool()),
         (200, Some("disabled"), Some(true))
@@ -191,23 +180,15 @@ async fn import_upload_activate_and_errors_follow_the_reference() {
     assert_eq!(list, json!([]), "disabled images are not listed by default");
     let (_, list) = srv.get("/images?state=disabled").await;
     assert_eq!(list.as_array().unwrap().len(), 1);
-    let (s, body) = srv
-        .post(&format!("/images/{uuid}?action=enable"), None)
-        .await;
+    let (s, body) = srv.action(&uuid, "enable", None).await;
     assert_eq!((s, body["state"].as_str()), (200, Some("active")));
 
     let (s, body) = srv
-        .post(
-            &format!("/images/{uuid}?action=update"),
-            Some(json!({"description": "new"})),
-        )
+        .action(&uuid, "update", Some(json!({"description": "new"})))
         .await;
     assert_eq!((s, body["description"].as_str()), (200, Some("new")));
     let (s, body) = srv
-        .post(
-            &format!("/images/{uuid}?action=update"),
-            Some(json!({"name": "renamed"})),
-        )
+        .action(&uuid, "update", Some(json!({"name": "renamed"})))
         .await;
     assert_eq!(s, 422);
     assert!(
@@ -238,8 +219,9 @@ async fn filters_channels_and_delete() {
     srv.add_active(&a, None).await;
 
     let (s, body) = srv
-        .post(
-            &format!("/images/{b}?action=import"),
+        .action(
+            &b,
+            "import",
             Some(manifest(&b, Some(&uuid::Uuid::new_v4().to_string()))),
         )
         .await;
@@ -274,10 +256,7 @@ async fn filters_channels_and_delete() {
     );
 
     let (s, body) = srv
-        .post(
-            &format!("/images/{a}?action=channel-add"),
-            Some(json!({"channel": "staging"})),
-        )
+        .action(&a, "channel-add", Some(json!({"channel": "staging"})))
         .await;
     assert_eq!(
         (s, body["channels"].clone()),
@@ -287,22 +266,13 @@ async fn filters_channels_and_delete() {
     assert_eq!(count(&srv.get("/images?channel=*").await.1), 2);
 
     // a is b's origin: removing it from its last channel is refused.
-    let del = |path: String| {
-        let http = srv.http.clone();
-        let url = srv.url.clone();
-        async move {
-            let r = http.delete(format!("{url}{path}")).send().await.unwrap();
-            let s = r.status().as_u16();
-            (s, r.json::<Value>().await.unwrap_or(Value::Null))
-        }
-    };
-    let (s, _) = del(format!("/images/{a}?channel=staging")).await;
+    let (s, _) = srv.delete(&format!("/images/{a}?channel=staging")).await;
     assert_eq!(s, 204);
-    let (s, body) = del(format!("/images/{a}")).await;
+    let (s, body) = srv.delete(&format!("/images/{a}")).await;
     assert_eq!(s, 422);
     assert!(is_restify_error(&body, "ImageHasDependentImages"));
-    assert_eq!(del(format!("/images/{b}")).await.0, 204);
-    assert_eq!(del(format!("/images/{a}")).await.0, 204);
+    assert_eq!(srv.delete(&format!("/images/{b}")).await.0, 204);
+    assert_eq!(srv.delete(&format!("/images/{a}")).await.0, 204);
     assert_eq!(srv.get(&format!("/images/{a}")).await.0, 404);
     assert!(!tmp.path().join("files").join(&a).exists());
     srv.server.close().await.unwrap();
@@ -312,12 +282,10 @@ async fn filters_channels_and_delete() {
 async fn writes_need_a_signature_when_keys_are_configured() {
     let tmp = tempfile::tempdir().unwrap();
     let line = http_signature::testing::write_key_pair(tmp.path(), "ops").unwrap();
-    let mut opts = Options::new(&tmp.path().join("data"), "127.0.0.1:0".parse().unwrap());
+    let mut opts = options(&tmp.path().join("data"));
     opts.auth = Some(http_signature::KeyRing::parse(std::path::Path::new("k"), &line).unwrap());
-    let server = imgapi_server::start(opts).unwrap();
-    let url = format!("http://{}", server.local_addr());
+    let Srv { url, server, http } = start_with(opts);
     let uuid = uuid::Uuid::new_v4().to_string();
-    let http = reqwest::Client::new();
 
     let r = http
         .post(format!("{url}/images/{uuid}?action=import"))

@@ -43,7 +43,16 @@ pub enum ConfigError {
     Syntax { path: PathBuf, message: String },
 }
 
-const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "critical"];
+/// The accepted `log_level` names; the logger is built from the same table,
+/// so a level that passes validation always starts.
+pub(crate) const LOG_LEVELS: [(&str, slog::Level); 6] = [
+    ("trace", slog::Level::Trace),
+    ("debug", slog::Level::Debug),
+    ("info", slog::Level::Info),
+    ("warn", slog::Level::Warning),
+    ("error", slog::Level::Error),
+    ("critical", slog::Level::Critical),
+];
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -55,6 +64,11 @@ impl Config {
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let field_error = |field: String, message: String| ConfigError::Field {
+            path: path.to_path_buf(),
+            field,
+            message,
+        };
         let de = &mut serde_json::Deserializer::from_str(text);
         let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let field = e.path().to_string();
@@ -65,48 +79,46 @@ impl Config {
                     message: inner.to_string(),
                 };
             }
-            // serde names a missing field in the message, not in the path.
             let message = strip_position(&inner.to_string());
-            let field = match (field.as_str(), missing_field(&message)) {
-                (".", Some(name)) => name,
+            // serde names a missing or unknown field in the message; the
+            // path is then just the root.
+            let field = match named_field(&message) {
+                Some(name) if field == "." => name.to_string(),
                 _ => field,
             };
-            ConfigError::Field {
-                path: path.to_path_buf(),
-                field,
-                message,
-            }
+            field_error(field, message)
         })?;
         if config.datacenter_name.trim().is_empty() {
-            return Err(ConfigError::Field {
-                path: path.to_path_buf(),
-                field: "datacenter_name".into(),
-                message: "expected a non-empty string".into(),
-            });
+            return Err(field_error(
+                "datacenter_name".into(),
+                "expected a non-empty string".into(),
+            ));
         }
-        if !LOG_LEVELS.contains(&config.log_level.as_str()) {
-            return Err(ConfigError::Field {
-                path: path.to_path_buf(),
-                field: "log_level".into(),
-                message: format!("expected one of {}", LOG_LEVELS.join(", ")),
-            });
+        if !LOG_LEVELS.iter().any(|(name, _)| *name == config.log_level) {
+            let names: Vec<_> = LOG_LEVELS.iter().map(|(name, _)| *name).collect();
+            return Err(field_error(
+                "log_level".into(),
+                format!("expected one of {}", names.join(", ")),
+            ));
         }
         Ok(config)
     }
 }
 
+/// serde_json appends " at line L column C", which means nothing to an
+/// operator once the field is named.
 fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_string(),
-        None => message.to_string(),
-    }
+    message
+        .rsplit_once(" at line ")
+        .map_or(message, |(head, _)| head)
+        .to_string()
 }
 
-fn missing_field(message: &str) -> Option<String> {
+fn named_field(message: &str) -> Option<&str> {
     let rest = message
         .strip_prefix("missing field `")
         .or_else(|| message.strip_prefix("unknown field `"))?;
-    Some(rest.split('`').next()?.to_string())
+    rest.split('`').next()
 }
 
 #[cfg(test)]

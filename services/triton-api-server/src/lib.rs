@@ -57,15 +57,11 @@ pub const LOG_NAME: &str = "triton-api";
 /// A logger writing bunyan JSON lines (Triton's log format) to stderr, which
 /// SMF sends to the service log.
 pub fn make_logger(level: &str) -> Result<slog::Logger, StartError> {
-    let level = match level {
-        "trace" => slog::Level::Trace,
-        "debug" => slog::Level::Debug,
-        "info" => slog::Level::Info,
-        "warn" => slog::Level::Warning,
-        "error" => slog::Level::Error,
-        "critical" => slog::Level::Critical,
-        other => return Err(StartError::Logger(other.to_string())),
-    };
+    let level = config::LOG_LEVELS
+        .iter()
+        .find(|(name, _)| *name == level)
+        .map(|&(_, level)| level)
+        .ok_or_else(|| StartError::Logger(level.to_string()))?;
     // Whole lines reach stderr in one write; a failing stderr must not take
     // the service down, so write errors are dropped.
     let drain = bunyan_drain(std::io::LineWriter::new(std::io::stderr()))
@@ -87,7 +83,8 @@ pub fn bunyan_drain<W: std::io::Write>(io: W) -> slog_json::Json<W> {
     slog_json::Json::new(io)
         .add_key_value(slog::o!(
             "name" => LOG_NAME,
-            "hostname" => hostname(),
+            "hostname" => hostname::get()
+                .map_or_else(|_| "unknown".to_string(), |h| h.to_string_lossy().into_owned()),
             "pid" => std::process::id(),
             "level" => slog::FnValue(|r: &slog::Record| bunyan_level(r.level())),
             "time" => slog::FnValue(|_: &slog::Record| {
@@ -109,18 +106,6 @@ pub fn bunyan_level(level: slog::Level) -> u8 {
         slog::Level::Error => 50,
         slog::Level::Critical => 60,
     }
-}
-
-fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: `buf` is writable for `buf.len()` bytes for the whole call.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "unknown".to_string();
-    }
-    // POSIX leaves a truncated name unterminated: take the whole buffer then.
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
 pub fn start(

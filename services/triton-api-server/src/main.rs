@@ -49,16 +49,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             _ = sigint.recv() => break,
             _ = sighup.recv() => {
                 // SMF `refresh` sends SIGHUP after config-agent rewrites the file.
-                let (next, outcome) = reload(&args.config, &ctx, server, &log, &log_level).await?;
-                server = next;
-                match outcome {
-                    Ok(()) => {
-                        info!(log, "config reloaded"; "address" => server.local_addr().to_string());
-                    }
-                    Err(e) => {
-                        error!(log, "config reload failed, keeping the running config"; "error" => format!("{e:#}"));
-                    }
-                }
+                server = reload(&args.config, &ctx, server, &log, &log_level).await?;
             }
             res = &mut server => {
                 return res.map_err(|e| anyhow::anyhow!("server stopped: {e}"));
@@ -75,55 +66,73 @@ async fn run(args: Args) -> anyhow::Result<()> {
 type Server = HttpServer<Arc<ServerContext>>;
 
 /// Re-reads the config and, if the bind address changed, moves the listener.
-/// Returns the server now running and whether the reload took: a refused
-/// reload leaves the running config and listener as they were. An `Err`
-/// means the service could not be put back and must exit (SMF restarts it).
+/// Returns the server now running. A refused reload is logged and leaves the
+/// running config and listener as they were; an `Err` means the service
+/// could not be put back and must exit (SMF restarts it).
 async fn reload(
     path: &Path,
     ctx: &Arc<ServerContext>,
     server: Server,
     log: &slog::Logger,
     log_level: &str,
-) -> anyhow::Result<(Server, anyhow::Result<()>)> {
+) -> anyhow::Result<Server> {
     let new = match Config::load(path) {
         Ok(c) => c,
-        Err(e) => return Ok((server, Err(e.into()))),
+        Err(e) => {
+            reload_failed(log, e.into());
+            return Ok(server);
+        }
     };
     let old = swap_config(ctx, new.clone())?;
-    if old.bind_address == new.bind_address {
-        warn_log_level(log, log_level, &new);
-        return Ok((server, Ok(())));
-    }
-    // Listen on the new address before letting go of the old one, so a bad
-    // address leaves the service serving as it was.
+    let server = if old.bind_address == new.bind_address {
+        server
+    } else {
+        match rebind(ctx, server, log).await {
+            Ok(next) => next,
+            Err(e) => {
+                swap_config(ctx, old)?;
+                let restored = start(ctx.clone(), log)
+                    .context("the new bind_address failed and the old one could not be restored")?;
+                reload_failed(log, e);
+                return Ok(restored);
+            }
+        }
+    };
+    warn_log_level(log, log_level, &new);
+    info!(log, "config reloaded"; "address" => server.local_addr().to_string());
+    Ok(server)
+}
+
+/// Moves the listener to the bind address now in `ctx`. On `Err` the old
+/// listener is already closed.
+async fn rebind(
+    ctx: &Arc<ServerContext>,
+    server: Server,
+    log: &slog::Logger,
+) -> anyhow::Result<Server> {
+    // Listen on the new address before letting go of the old one, so the
+    // service keeps serving if the new one turns out to be unusable.
     let first_err = match start(ctx.clone(), log) {
         Ok(next) => {
             close_quietly(server, log).await;
-            warn_log_level(log, log_level, &new);
-            return Ok((next, Ok(())));
+            return Ok(next);
         }
         Err(e) => e,
     };
     // The addresses may overlap (0.0.0.0:80 and 10.0.0.5:80): free the old
-    // one and try once more, going back to it if the new one still fails.
+    // one and try once more.
     close_quietly(server, log).await;
-    match start(ctx.clone(), log) {
-        Ok(next) => {
-            warn_log_level(log, log_level, &new);
-            Ok((next, Ok(())))
+    start(ctx.clone(), log).map_err(|second_err| {
+        if second_err.to_string() == first_err.to_string() {
+            anyhow::Error::new(first_err)
+        } else {
+            anyhow::anyhow!("{first_err}; after releasing the old address: {second_err}")
         }
-        Err(second_err) => {
-            swap_config(ctx, old)?;
-            let restored = start(ctx.clone(), log)
-                .context("the new bind_address failed and the old one could not be restored")?;
-            let err = if second_err.to_string() == first_err.to_string() {
-                anyhow::Error::new(first_err)
-            } else {
-                anyhow::anyhow!("{first_err}; after releasing the old address: {second_err}")
-            };
-            Ok((restored, Err(err)))
-        }
-    }
+    })
+}
+
+fn reload_failed(log: &slog::Logger, e: anyhow::Error) {
+    error!(log, "config reload failed, keeping the running config"; "error" => format!("{e:#}"));
 }
 
 /// Puts `new` in place as the running config and returns the previous one.

@@ -8,20 +8,14 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{
-    ConfigVia, SERVER_BIN, config_json, free_port, loopback, run_to_exit, scratch, write_config,
-    write_text,
+    ConfigVia, SERVER_BIN, assert_names_file, config_json, free_port, loopback, run_to_exit,
+    scratch, server_cmd, write_config, write_text,
 };
 
 /// Runs the server on `config` and returns its single stderr line, after
 /// checking the exit status is non-zero.
 fn rejected(config: &Path, via: ConfigVia) -> String {
-    let mut cmd = Command::new(SERVER_BIN);
-    cmd.env_remove("TRITON__CONFIG_FILE");
-    match via {
-        ConfigVia::Env => cmd.env("TRITON__CONFIG_FILE", config),
-        ConfigVia::Flag => cmd.arg("--config").arg(config),
-    };
-    let (status, lines) = run_to_exit(cmd);
+    let (status, lines) = run_to_exit(server_cmd(config, via));
     assert!(
         !status.success() && status.code().is_some(),
         "expected a non-zero exit, got {status}; stderr:\n{}",
@@ -42,8 +36,7 @@ fn rejects_field(value: &serde_json::Value, field: &str) -> String {
     let s = scratch();
     write_config(&s.config, value);
     let line = rejected(&s.config, ConfigVia::Env);
-    let path = s.config.display().to_string();
-    assert!(line.contains(&path), "error does not name {path}: {line}");
+    assert_names_file(&line, &s.config);
     assert!(
         line.contains(&format!("field '{field}'")),
         "error does not name field {field:?}: {line}"
@@ -66,8 +59,7 @@ fn missing_file_names_the_file() {
     for via in [ConfigVia::Env, ConfigVia::Flag] {
         let s = scratch();
         let line = rejected(&s.config, via);
-        let path = s.config.display().to_string();
-        assert!(line.contains(&path), "error does not name {path}: {line}");
+        assert_names_file(&line, &s.config);
         assert!(
             line.contains("No such file"),
             "error does not say why ({via:?}): {line}"
@@ -81,8 +73,7 @@ fn unreadable_path_names_the_file() {
     let s = scratch();
     std::fs::create_dir(&s.config).expect("creating directory");
     let line = rejected(&s.config, ConfigVia::Env);
-    let path = s.config.display().to_string();
-    assert!(line.contains(&path), "error does not name {path}: {line}");
+    assert_names_file(&line, &s.config);
 }
 
 #[test]

@@ -60,6 +60,11 @@ fn render(md: &serde_json::Map<String, serde_json::Value>) -> String {
         .expect("the SAPI template renders")
 }
 
+fn parse_rendered(rendered: &str) -> Config {
+    Config::parse(Path::new("rendered/config.json"), rendered)
+        .unwrap_or_else(|e| panic!("server rejects the rendered template: {e}\n{rendered}"))
+}
+
 fn sapi_config_path() -> String {
     let manifest = read_json("images/triton-api/sapi_manifests/triton-api/manifest.json");
     manifest
@@ -73,8 +78,7 @@ fn sapi_config_path() -> String {
 fn rendered_template_is_a_config_the_server_accepts() {
     let md = sapi_metadata();
     let rendered = render(&md);
-    let config = Config::parse(Path::new("rendered/config.json"), &rendered)
-        .unwrap_or_else(|e| panic!("server rejects the rendered template: {e}\n{rendered}"));
+    let config = parse_rendered(&rendered);
 
     assert_eq!(config.bind_address.to_string(), "127.0.0.1:80");
     assert_eq!(config.datacenter_name, DATACENTER);
@@ -93,8 +97,7 @@ fn log_level_metadata_reaches_the_config() {
     let mut md = sapi_metadata();
     md.insert("TRITON_API_LOG_LEVEL".into(), "debug".into());
     let rendered = render(&md);
-    let config = Config::parse(Path::new("rendered/config.json"), &rendered)
-        .unwrap_or_else(|e| panic!("server rejects the rendered template: {e}\n{rendered}"));
+    let config = parse_rendered(&rendered);
     assert_eq!(config.log_level, "debug");
 }
 

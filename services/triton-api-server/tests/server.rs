@@ -3,12 +3,12 @@
 
 mod common;
 
-use std::net::TcpListener;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::process::Command;
 
 use common::{
-    ConfigVia, SERVER_BIN, Server, config_json, free_port, loopback, ping, scratch, write_config,
-    write_text,
+    ConfigVia, SERVER_BIN, Server, assert_names_file, config_json, free_port, loopback, ping,
+    scratch, write_config, write_text,
 };
 
 fn assert_ping_body(body: &serde_json::Value) {
@@ -24,13 +24,47 @@ fn assert_ping_body(body: &serde_json::Value) {
 }
 
 fn start(via: ConfigVia) -> (common::Scratch, Server, u16) {
-    let s = scratch();
     let port = free_port();
-    write_config(&s.config, &config_json(loopback(port)));
+    let (s, server) = start_on(loopback(port), port, via);
+    (s, server, port)
+}
+
+/// Starts a server bound to `bind` and waits until it answers on loopback
+/// `port`.
+fn start_on(bind: SocketAddr, port: u16, via: ConfigVia) -> (common::Scratch, Server) {
+    let s = scratch();
+    write_config(&s.config, &config_json(bind));
     let mut server = Server::spawn(&s.config, via);
     let body = server.wait_ready(loopback(port));
     assert_ping_body(&body);
-    (s, server, port)
+    (s, server)
+}
+
+/// SIGTERM, then checks the server exits successfully. Returns its stderr.
+fn stop(server: Server) -> Vec<String> {
+    server.signal(libc::SIGTERM);
+    let (status, lines) = server.wait_exit();
+    assert!(status.success(), "exit status {status}");
+    lines
+}
+
+/// Sends SIGHUP and returns the first later stderr line satisfying `done`.
+fn sighup(server: &mut Server, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let seen = server.stderr_lines().len();
+    server.signal(libc::SIGHUP);
+    server.wait_for_line(seen, what, done)
+}
+
+/// The record a reload ends with, whichever way it went.
+fn reload_outcome(line: &str) -> bool {
+    line.contains("config reloaded") || line.contains("reload failed")
+}
+
+/// Sends SIGHUP and checks the reload took. Returns its record.
+fn sighup_reloaded(server: &mut Server) -> String {
+    let line = sighup(server, "'config reloaded'", reload_outcome);
+    assert_eq!(msg(&line), "config reloaded", "reload failed: {line}");
+    line
 }
 
 fn parse_record(line: &str) -> serde_json::Map<String, serde_json::Value> {
@@ -61,17 +95,13 @@ fn ping_with_config_from_env() {
     let (status, body) = ping(loopback(port)).expect("second /ping");
     assert_eq!(status, 200);
     assert_ping_body(&body);
-    server.signal(libc::SIGTERM);
-    let (status, _) = server.wait_exit();
-    assert!(status.success(), "exit status {status}");
+    stop(server);
 }
 
 #[test]
 fn ping_with_config_from_flag() {
     let (_s, server, _port) = start(ConfigVia::Flag);
-    server.signal(libc::SIGTERM);
-    let (status, _) = server.wait_exit();
-    assert!(status.success(), "exit status {status}");
+    stop(server);
 }
 
 #[test]
@@ -104,9 +134,7 @@ fn unknown_path_is_404_not_a_crash() {
 fn logs_are_bunyan_json_lines() {
     let (_s, server, port) = start(ConfigVia::Env);
     let pid = u64::try_from(server.pid()).expect("positive pid");
-    server.signal(libc::SIGTERM);
-    let (status, lines) = server.wait_exit();
-    assert!(status.success(), "exit status {status}");
+    let lines = stop(server);
     assert!(!lines.is_empty(), "server logged nothing on stderr");
 
     for line in &lines {
@@ -200,12 +228,7 @@ fn sighup_rebinds_to_the_new_port() {
     assert_ne!(old, new);
     write_config(&s.config, &config_json(loopback(new)));
 
-    let seen = server.stderr_lines().len();
-    server.signal(libc::SIGHUP);
-    let line = server.wait_for_line(seen, "'config reloaded'", |l| {
-        l.contains("config reloaded") || l.contains("reload failed")
-    });
-    assert_eq!(msg(&line), "config reloaded", "reload failed: {line}");
+    sighup_reloaded(&mut server);
 
     assert_ping_body(&server.wait_ready(loopback(new)));
     assert!(
@@ -214,16 +237,12 @@ fn sighup_rebinds_to_the_new_port() {
     );
 
     // A second reload with an unchanged address is a no-op for the listener.
-    let seen = server.stderr_lines().len();
-    server.signal(libc::SIGHUP);
-    server.wait_for_line(seen, "a second 'config reloaded'", |l| {
+    sighup(&mut server, "a second 'config reloaded'", |l| {
         l.contains("config reloaded")
     });
     assert_ping_body(&server.wait_ready(loopback(new)));
 
-    server.signal(libc::SIGTERM);
-    let (status, _) = server.wait_exit();
-    assert!(status.success(), "exit status {status}");
+    stop(server);
 }
 
 /// SIGHUP with a config the server cannot use: it must log an error naming
@@ -233,11 +252,7 @@ fn sighup_keeps_running_with(broken: &str, mentions: &str) {
     let (s, mut server, old) = start(ConfigVia::Env);
     write_text(&s.config, broken);
 
-    let seen = server.stderr_lines().len();
-    server.signal(libc::SIGHUP);
-    let line = server.wait_for_line(seen, "a reload error", |l| {
-        l.contains("reload failed") || l.contains("config reloaded")
-    });
+    let line = sighup(&mut server, "a reload error", reload_outcome);
     assert_eq!(level(&line), 50, "reload of a broken config: {line}");
     assert!(
         line.contains(mentions),
@@ -249,17 +264,10 @@ fn sighup_keeps_running_with(broken: &str, mentions: &str) {
     // Still handling signals: fix the config, move to a new port.
     let new = free_port();
     write_config(&s.config, &config_json(loopback(new)));
-    let seen = server.stderr_lines().len();
-    server.signal(libc::SIGHUP);
-    let line = server.wait_for_line(seen, "'config reloaded'", |l| {
-        l.contains("config reloaded") || l.contains("reload failed")
-    });
-    assert_eq!(msg(&line), "config reloaded", "reload failed: {line}");
+    sighup_reloaded(&mut server);
     assert_ping_body(&server.wait_ready(loopback(new)));
 
-    server.signal(libc::SIGTERM);
-    let (status, _) = server.wait_exit();
-    assert!(status.success(), "exit status {status}");
+    stop(server);
 }
 
 #[test]
@@ -287,14 +295,9 @@ fn sighup_with_bad_bind_address_keeps_old_config() {
 fn sighup_with_deleted_config_keeps_old_config() {
     let (s, mut server, old) = start(ConfigVia::Env);
     std::fs::remove_file(&s.config).expect("removing config");
-    let seen = server.stderr_lines().len();
-    server.signal(libc::SIGHUP);
-    let line = server.wait_for_line(seen, "a reload error", |l| {
-        l.contains("reload failed") || l.contains("config reloaded")
-    });
+    let line = sighup(&mut server, "a reload error", reload_outcome);
     assert_eq!(level(&line), 50, "reload of a missing config: {line}");
-    let path = s.config.display().to_string();
-    assert!(line.contains(&path), "error does not name {path}: {line}");
+    assert_names_file(&line, &s.config);
     assert_ping_body(&server.wait_ready(loopback(old)));
 }
 
@@ -306,10 +309,9 @@ fn sighup_to_a_port_in_use_keeps_serving_on_the_old_one() {
     let taken = squatter.local_addr().expect("squatter address");
     write_config(&s.config, &config_json(taken));
 
-    let seen = server.stderr_lines().len();
-    server.signal(libc::SIGHUP);
-    let line = server.wait_for_line(seen, "a reload error", |l| {
-        l.contains("reload failed") || l.contains("config reloaded") || !l.starts_with('{')
+    // A plain (non-bunyan) line is the fatal error of a server that gave up.
+    let line = sighup(&mut server, "a reload error", |l| {
+        reload_outcome(l) || !l.starts_with('{')
     });
     assert!(
         server.try_wait().is_none(),
@@ -327,11 +329,7 @@ fn sighup_to_a_port_in_use_keeps_serving_on_the_old_one() {
     // config (same address) is a no-op for the listener.
     write_config(&s.config, &config_json(loopback(old)));
     let seen = server.stderr_lines().len();
-    server.signal(libc::SIGHUP);
-    let line = server.wait_for_line(seen, "'config reloaded'", |l| {
-        l.contains("config reloaded") || l.contains("reload failed")
-    });
-    assert_eq!(msg(&line), "config reloaded", "reload failed: {line}");
+    sighup_reloaded(&mut server);
     let relistened: Vec<_> = server
         .stderr_lines()
         .into_iter()
@@ -351,20 +349,12 @@ fn sighup_to_a_port_in_use_keeps_serving_on_the_old_one() {
 fn sighup_to_an_overlapping_address_moves_the_listener() {
     // 0.0.0.0:P -> 127.0.0.1:P: on Linux the new socket cannot be bound while
     // the old one listens, so the server must let go of the old one first.
-    let s = scratch();
     let port = free_port();
-    let wildcard = std::net::SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, port));
-    write_config(&s.config, &config_json(wildcard));
-    let mut server = Server::spawn(&s.config, ConfigVia::Env);
-    assert_ping_body(&server.wait_ready(loopback(port)));
+    let wildcard = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
+    let (s, mut server) = start_on(wildcard, port, ConfigVia::Env);
 
     write_config(&s.config, &config_json(loopback(port)));
-    let seen = server.stderr_lines().len();
-    server.signal(libc::SIGHUP);
-    let line = server.wait_for_line(seen, "'config reloaded'", |l| {
-        l.contains("config reloaded") || l.contains("reload failed")
-    });
-    assert_eq!(msg(&line), "config reloaded", "reload failed: {line}");
+    let line = sighup_reloaded(&mut server);
     let addr = loopback(port).to_string();
     assert_eq!(
         parse_record(&line)

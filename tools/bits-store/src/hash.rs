@@ -12,22 +12,34 @@ use crate::progress::Bar;
 
 pub(crate) const CHUNK: usize = 1 << 20;
 
+/// Read `r` (opened from `path`) to the end in 1 MiB chunks, handing each
+/// to `each`.
+fn for_each_chunk(
+    path: &Path,
+    r: &mut File,
+    mut each: impl FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => each(&buf[..n])?,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(path, e)),
+        }
+    }
+}
+
 /// Size and md5 of a local file, read once in 1 MiB chunks.
 pub fn md5_file(path: &Path) -> Result<(u64, String)> {
     let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut h = Md5::new();
-    let mut buf = vec![0u8; CHUNK];
     let mut size = 0u64;
-    loop {
-        let n = match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io(path, e)),
-        };
-        h.update(&buf[..n]);
-        size += n as u64;
-    }
+    for_each_chunk(path, &mut f, |data| {
+        h.update(data);
+        size += data.len() as u64;
+        Ok(())
+    })?;
     Ok((size, hex::encode(h.finalize())))
 }
 
@@ -36,21 +48,15 @@ pub(crate) fn copy_hashing(src: &Path, dst: &Path, bar: &Bar, ctx: Option<&Ctx>)
     let mut r = File::open(src).map_err(|e| Error::io(src, e))?;
     let mut w = File::create(dst).map_err(|e| Error::io(dst, e))?;
     let mut h = Md5::new();
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        let n = match r.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io(src, e)),
-        };
-        h.update(&buf[..n]);
-        w.write_all(&buf[..n]).map_err(|e| Error::io(dst, e))?;
-        bar.inc(n as u64);
+    for_each_chunk(src, &mut r, |data| {
+        h.update(data);
+        w.write_all(data).map_err(|e| Error::io(dst, e))?;
+        bar.inc(data.len() as u64);
         if let Some(ctx) = ctx {
             ctx.chunk_written();
         }
-    }
+        Ok(())
+    })?;
     w.sync_all().map_err(|e| Error::io(dst, e))?;
     Ok(hex::encode(h.finalize()))
 }

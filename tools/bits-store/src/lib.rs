@@ -13,6 +13,7 @@ mod local;
 mod progress;
 pub mod s3;
 mod store;
+pub mod testing;
 mod upload;
 
 pub use ctx::{Ctx, PausePoint};

@@ -148,11 +148,11 @@ impl S3Store {
     /// Connect and check the bucket is there, so that bad credentials, an
     /// unreachable endpoint or a missing bucket fail before any work.
     pub async fn open(bucket: &str, prefix: &str, env: &S3Env) -> Result<S3Store> {
-        let dest = if prefix.is_empty() {
-            format!("s3://{bucket}")
-        } else {
-            format!("s3://{bucket}/{prefix}")
-        };
+        let dest = crate::Dest::S3 {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+        }
+        .to_string();
         // Without credentials object_store would ask the EC2 instance
         // metadata service, which is the wrong answer on a build machine.
         let has_keys =

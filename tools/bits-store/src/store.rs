@@ -1,7 +1,7 @@
 //! One interface over the two kinds of bits storage. Local work is blocking
 //! file I/O, so it runs on tokio's blocking pool.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::ctx::Ctx;
@@ -136,8 +136,7 @@ impl Store {
     pub async fn download(&self, key: &str, out: &Path, bar: &Bar) -> Result<Option<String>> {
         match self {
             Store::Local(l) => {
-                let (l, key, out): (_, _, PathBuf) =
-                    (l.clone(), key.to_string(), out.to_path_buf());
+                let (l, key, out) = (l.clone(), key.to_string(), out.to_path_buf());
                 let bar = bar.handle();
                 blocking(move || l.download(&key, &out, &bar)).await
             }

@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use bits_store::s3::PART_SIZE;
+use bits_store::testing::{Moto, free_port};
 use bits_store::{Ctx, Dest, Error, FetchOptions, Reporter, S3Env, UploadOptions, fetch, upload};
-use common::{Moto, STAMP, make_bits, md5_hex};
+use common::{STAMP, make_bits, md5_hex};
 use futures::TryStreamExt;
-use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjPath;
 use object_store::{Attribute, Attributes, GetOptions, ObjectStore, ObjectStoreExt, PutOptions};
 
@@ -37,15 +37,7 @@ fn rt() -> tokio::runtime::Runtime {
 
 /// A plain client for looking behind the library's back.
 fn client(moto: &Moto) -> object_store::aws::AmazonS3 {
-    AmazonS3Builder::new()
-        .with_bucket_name(BUCKET)
-        .with_region("us-east-1")
-        .with_access_key_id("testing")
-        .with_secret_access_key("testing")
-        .with_endpoint(moto.endpoint())
-        .with_allow_http(true)
-        .build()
-        .unwrap()
+    moto.client(BUCKET).unwrap()
 }
 
 /// key -> (md5 of body, md5 metadata, e_tag)
@@ -68,8 +60,8 @@ async fn objects(
 
 #[test]
 fn exact_layout_pointer_and_rerun_no_op() {
-    let moto = Moto::start();
-    moto.create_bucket(BUCKET);
+    let moto = Moto::start().unwrap();
+    moto.create_bucket(BUCKET).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let bits = tmp.path().join("bits");
     // Bigger than one part: exercises multipart.
@@ -143,8 +135,8 @@ fn exact_layout_pointer_and_rerun_no_op() {
 
 #[test]
 fn changed_file_refused_and_foreign_objects_hashed() {
-    let moto = Moto::start();
-    moto.create_bucket(BUCKET);
+    let moto = Moto::start().unwrap();
+    moto.create_bucket(BUCKET).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let bits = tmp.path().join("bits");
     let files = make_bits(&bits, "triton-api", STAMP, 50_000);
@@ -188,8 +180,8 @@ fn changed_file_refused_and_foreign_objects_hashed() {
 
 #[test]
 fn fetch_round_trip_and_md5_mismatch() {
-    let moto = Moto::start();
-    moto.create_bucket(BUCKET);
+    let moto = Moto::start().unwrap();
+    moto.create_bucket(BUCKET).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let bits = tmp.path().join("bits");
     let files = make_bits(&bits, "triton-api", STAMP, PART_SIZE + 1);
@@ -256,8 +248,8 @@ fn fetch_round_trip_and_md5_mismatch() {
 
 #[test]
 fn credentials_endpoint_and_bucket_errors_are_one_clear_line() {
-    let moto = Moto::start();
-    moto.create_bucket(BUCKET);
+    let moto = Moto::start().unwrap();
+    moto.create_bucket(BUCKET).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let bits = tmp.path().join("bits");
     make_bits(&bits, "triton-api", STAMP, 1000);
@@ -290,11 +282,7 @@ fn credentials_endpoint_and_bucket_errors_are_one_clear_line() {
     assert!(one_line(&err).contains("no-such-bucket"));
 
     // Nothing listens on a port we just freed.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port().unwrap();
     let mut o = opts(&moto, &bits, "s3://bits");
     let mut env = moto.env();
     env.push((
@@ -324,8 +312,8 @@ fn transient_errors_are_retried_and_others_fail_at_once() {
     use common::FlakyProxy;
     use std::sync::atomic::Ordering;
 
-    let moto = Moto::start();
-    moto.create_bucket(BUCKET);
+    let moto = Moto::start().unwrap();
+    moto.create_bucket(BUCKET).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let bits = tmp.path().join("bits");
     make_bits(&bits, "triton-api", STAMP, PART_SIZE + 100);

@@ -124,10 +124,7 @@ impl Signer {
             message,
         };
         let key = parse_private_key(&text).map_err(key_err)?;
-        Signer::new(user, key).map_err(|m| Error::Key {
-            path: path.to_path_buf(),
-            message: m,
-        })
+        Signer::new(user, key).map_err(key_err)
     }
 
     pub fn key_id(&self) -> &str {

@@ -28,12 +28,11 @@ pub struct Imgapi {
 /// Describe a failed call: which operation, which server, and what came
 /// back (status and restify code/message, or the transport's own chain of
 /// causes: connection refused, TLS verification, ...).
-fn api_error<E>(
+fn api_error(
     op: &str,
     url: &str,
     last_status: Option<u16>,
-    e: imgapi_client::Error<E>,
-    body: impl Fn(&E) -> String,
+    e: imgapi_client::Error<ImgapiError>,
 ) -> Error {
     use imgapi_client::Error as E2;
     let status = e.status().map(|s| s.as_u16()).or(match &e {
@@ -41,7 +40,7 @@ fn api_error<E>(
         _ => None,
     });
     let detail = match &e {
-        E2::ErrorResponse(rv) => format!("{}: {}", rv.status(), body(rv)),
+        E2::ErrorResponse(rv) => format!("{}: {}", rv.status(), **rv),
         E2::CommunicationError(re) | E2::ResponseBodyError(re) | E2::InvalidUpgrade(re) => {
             let chain = error_chain(re);
             if chain.contains("certificate") || chain.contains("InvalidCertificate") {
@@ -81,10 +80,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     parts.join(": ")
 }
 
-fn imgapi_body(e: &ImgapiError) -> String {
-    e.to_string()
-}
-
 impl Imgapi {
     pub fn connect(url: &str, opts: &ConnectOptions) -> Result<Imgapi> {
         let http = reqwest::Client::builder()
@@ -101,13 +96,7 @@ impl Imgapi {
 
     fn error(&self, op: &str, e: imgapi_client::Error<ImgapiError>) -> Error {
         use progenitor_client::ClientInfo as _;
-        api_error(
-            op,
-            &self.url,
-            self.client.inner().last_status(),
-            e,
-            imgapi_body,
-        )
+        api_error(op, &self.url, self.client.inner().last_status(), e)
     }
 
     pub fn url(&self) -> &str {

@@ -102,7 +102,7 @@ pub fn load_manifest(path: &Path) -> Result<LocalManifest> {
             )));
         }
     };
-    if file.sha1.len() != 40 || !file.sha1.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !imgapi_api::is_sha1_hex(&file.sha1) {
         return Err(Error::Input(format!(
             "{}: field 'files[0].sha1': expected 40 hex digits, got {:?}",
             path.display(),
@@ -243,8 +243,15 @@ fn describe(i: &Image) -> String {
     )
 }
 
-fn is_activated(i: &Image) -> bool {
-    matches!(i.state, ImageState::Active | ImageState::Disabled)
+/// Say that `i` is already there and needs nothing.
+fn already_active(api: &Imgapi, i: Image) -> Outcome {
+    println!(
+        "Image {} is already {} in {}",
+        describe(&i),
+        i.state.as_str(),
+        api.url()
+    );
+    Outcome::AlreadyActive(i)
 }
 
 /// `tritonadm image import -m MANIFEST -f FILE`.
@@ -261,15 +268,7 @@ pub async fn import_image(
 
     let existing = api.get_image(uuid, channel).await?;
     let resumed = match &existing {
-        Some(i) if is_activated(i) => {
-            println!(
-                "Image {} is already {} in {}",
-                describe(i),
-                i.state.as_str(),
-                api.url()
-            );
-            return Ok(Outcome::AlreadyActive(i.clone()));
-        }
+        Some(i) if i.state.is_activated() => return Ok(already_active(api, i.clone())),
         Some(i) if i.state == ImageState::Unactivated => {
             println!("Completing unactivated image {}", describe(i));
             true
@@ -387,7 +386,7 @@ pub async fn ensure_origin_chain(api: &Imgapi, origin: Uuid, opts: &ImportOption
             )));
         }
         match api.get_image(uuid, channel).await? {
-            Some(i) if is_activated(&i) => break,
+            Some(i) if i.state.is_activated() => break,
             Some(i) => {
                 return Err(Error::Other(format!(
                     "origin image {} is in {} but not active; complete or delete it first",
@@ -396,12 +395,10 @@ pub async fn ensure_origin_chain(api: &Imgapi, origin: Uuid, opts: &ImportOption
                 )));
             }
             None => {
-                if source.is_none() {
-                    source = Some(Imgapi::connect(&source_base, &opts.source_connect)?);
-                }
-                let src = source
-                    .as_ref()
-                    .ok_or_else(|| Error::Other("no source".into()))?;
+                let src = match &source {
+                    Some(s) => s,
+                    None => source.insert(Imgapi::connect(&source_base, &opts.source_connect)?),
+                };
                 let m = src
                     .get_image(uuid, source_channel.as_deref())
                     .await?
@@ -438,7 +435,7 @@ pub async fn import_remote(
             println!("Import job {} started for image {uuid}", job.job_uuid);
         }
         ImageActionResponse::Image(i) => {
-            if is_activated(&i) {
+            if i.state.is_activated() {
                 return Ok(*i);
             }
         }
@@ -460,7 +457,7 @@ pub async fn wait_active(
     let mut delay = Duration::from_millis(100);
     loop {
         match api.get_image(uuid, channel).await {
-            Ok(Some(i)) if is_activated(&i) => {
+            Ok(Some(i)) if i.state.is_activated() => {
                 println!("Imported image {}", describe(&i));
                 return Ok(i);
             }
@@ -499,14 +496,8 @@ pub async fn import_remote_image(
 ) -> Result<Outcome> {
     let channel = opts.channel.as_deref();
     if let Some(i) = api.get_image(uuid, channel).await? {
-        if is_activated(&i) {
-            println!(
-                "Image {} is already {} in {}",
-                describe(&i),
-                i.state.as_str(),
-                api.url()
-            );
-            return Ok(Outcome::AlreadyActive(i));
+        if i.state.is_activated() {
+            return Ok(already_active(api, i));
         }
         return Err(Error::Other(format!(
             "image {} exists in {} but is not active; delete it or import it with -m/-f",

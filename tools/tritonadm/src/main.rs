@@ -216,7 +216,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         i.uuid,
                         i.name,
                         i.version,
-                        serde_json::to_value(i.os)?.as_str().unwrap_or("-"),
+                        i.os.as_str(),
                         i.state.as_str(),
                         i.published_at
                             .map(|p| p.format("%Y-%m-%d").to_string())
@@ -242,16 +242,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("name:         {}", image.name);
                 println!("version:      {}", image.version);
                 println!("state:        {}", image.state.as_str());
-                println!(
-                    "type:         {}",
-                    serde_json::to_value(image.image_type)?
-                        .as_str()
-                        .unwrap_or("-")
-                );
-                println!(
-                    "os:           {}",
-                    serde_json::to_value(image.os)?.as_str().unwrap_or("-")
-                );
+                println!("type:         {}", image.image_type.as_str());
+                println!("os:           {}", image.os.as_str());
                 if let Some(o) = image.origin {
                     println!("origin:       {o}");
                 }

@@ -53,17 +53,7 @@ async fn a_5xx_is_reported_with_its_code() {
     // GetImage: a 5xx must not pass for "absent" and start an import.
     let tmp = tempfile::tempdir().unwrap();
     let img = make_image(tmp.path(), "x", None);
-    let out = tritonadm(&[
-        "--imgapi-url",
-        &url,
-        "image",
-        "import",
-        "-m",
-        img.manifest.to_str().unwrap(),
-        "-f",
-        img.file.to_str().unwrap(),
-    ])
-    .await;
+    let out = import(&url, &img.manifest, &img.file, &[]).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("GetImage"), "{}", stderr(&out));
 
@@ -95,8 +85,7 @@ async fn a_refused_connection_is_reported() {
 async fn an_untrusted_certificate_is_reported_and_insecure_is_opt_in() {
     let tmp = tempfile::tempdir().unwrap();
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let mut opts =
-        imgapi_server::Options::new(&tmp.path().join("imgapi"), "127.0.0.1:0".parse().unwrap());
+    let mut opts = options(&tmp.path().join("imgapi"));
     opts.tls = Some(dropshot::ConfigTls::AsBytes {
         certs: cert.cert.pem().into_bytes(),
         key: cert.signing_key.serialize_pem().into_bytes(),
@@ -129,25 +118,14 @@ async fn signed_writes_against_an_auth_server() {
     let tmp = tempfile::tempdir().unwrap();
     let line = http_signature::testing::write_key_pair(tmp.path(), "ops").unwrap();
     let ring = http_signature::KeyRing::parse(std::path::Path::new("keys"), &line).unwrap();
-    let mut opts =
-        imgapi_server::Options::new(&tmp.path().join("imgapi"), "127.0.0.1:0".parse().unwrap());
+    let mut opts = options(&tmp.path().join("imgapi"));
     opts.auth = Some(ring);
     let server = Server::start_with(opts);
     let img = make_image(tmp.path(), "signed", None);
     let m = img.manifest.to_str().unwrap();
     let f = img.file.to_str().unwrap();
 
-    let out = tritonadm(&[
-        "--imgapi-url",
-        &server.url,
-        "image",
-        "import",
-        "-m",
-        m,
-        "-f",
-        f,
-    ])
-    .await;
+    let out = import(&server.url, &img.manifest, &img.file, &[]).await;
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(

@@ -51,31 +51,13 @@ async fn import_list_get_delete() {
     assert_eq!(list[0].state, ImageState::Active);
     assert!(list[0].published_at.is_some());
 
-    let out = tritonadm(&[
-        "--imgapi-url",
-        &server.url,
-        "image",
-        "list",
-        "--name",
-        "triton-api",
-    ])
-    .await;
-    let table = stdout(&out);
+    let table = list_named(&server.url, "triton-api").await;
     let row = table
         .lines()
         .find(|l| l.starts_with(&uuid))
         .expect("row for the image");
     assert!(row.contains(" active "), "{row}");
-    let out = tritonadm(&[
-        "--imgapi-url",
-        &server.url,
-        "image",
-        "list",
-        "--name",
-        "other",
-    ])
-    .await;
-    assert!(!stdout(&out).contains(&uuid));
+    assert!(!list_named(&server.url, "other").await.contains(&uuid));
 
     let out = tritonadm(&["--imgapi-url", &server.url, "image", "get", &uuid, "--json"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
@@ -86,17 +68,7 @@ async fn import_list_get_delete() {
     assert_eq!(got["a_field_from_the_future"], serde_json::json!([1, 2, 3]));
 
     // A rerun says so and succeeds without touching anything.
-    let out = tritonadm(&[
-        "--imgapi-url",
-        &server.url,
-        "image",
-        "import",
-        "-m",
-        m,
-        "-f",
-        f,
-    ])
-    .await;
+    let out = import(&server.url, &img.manifest, &img.file, &[]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("is already active"),
@@ -129,23 +101,12 @@ async fn corrupt_or_short_file_is_refused_before_upload() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(&tmp.path().join("imgapi"));
     let img = make_image(tmp.path(), "flip", None);
-    let m = img.manifest.to_str().unwrap();
     let f = img.file.to_str().unwrap();
 
     let mut bytes = std::fs::read(&img.file).unwrap();
     bytes[1000] ^= 0x01;
     std::fs::write(&img.file, &bytes).unwrap();
-    let out = tritonadm(&[
-        "--imgapi-url",
-        &server.url,
-        "image",
-        "import",
-        "-m",
-        m,
-        "-f",
-        f,
-    ])
-    .await;
+    let out = import(&server.url, &img.manifest, &img.file, &[]).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
@@ -161,17 +122,7 @@ async fn corrupt_or_short_file_is_refused_before_upload() {
 
     bytes.push(0);
     std::fs::write(&img.file, &bytes).unwrap();
-    let out = tritonadm(&[
-        "--imgapi-url",
-        &server.url,
-        "image",
-        "import",
-        "-m",
-        m,
-        "-f",
-        f,
-    ])
-    .await;
+    let out = import(&server.url, &img.manifest, &img.file, &[]).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("files[0].size"), "{}", stderr(&out));
 
@@ -185,17 +136,7 @@ async fn corrupt_or_short_file_is_refused_before_upload() {
     );
 
     // The check comes before any request: a dead server is never reached.
-    let out = tritonadm(&[
-        "--imgapi-url",
-        "http://127.0.0.1:9",
-        "image",
-        "import",
-        "-m",
-        m,
-        "-f",
-        f,
-    ])
-    .await;
+    let out = import("http://127.0.0.1:9", &img.manifest, &img.file, &[]).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("files[0].size"), "{}", stderr(&out));
     server.stop().await;
@@ -207,17 +148,7 @@ async fn bad_manifest_is_a_one_line_input_error() {
     let img = make_image(tmp.path(), "bad", None);
     let text = std::fs::read_to_string(&img.manifest).unwrap();
     std::fs::write(&img.manifest, text.replace("\"smartos\"", "\"plan9\"")).unwrap();
-    let out = tritonadm(&[
-        "--imgapi-url",
-        "http://127.0.0.1:9",
-        "image",
-        "import",
-        "-m",
-        img.manifest.to_str().unwrap(),
-        "-f",
-        img.file.to_str().unwrap(),
-    ])
-    .await;
+    let out = import("http://127.0.0.1:9", &img.manifest, &img.file, &[]).await;
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(
@@ -256,17 +187,7 @@ async fn server_side_sha1_mismatch_leaves_it_unactivated_and_a_rerun_completes_i
     let err = api.activate(img.uuid, None).await.unwrap_err().to_string();
     assert!(err.contains("NoActivationNoFile"), "{err}");
 
-    let out = tritonadm(&[
-        "--imgapi-url",
-        &server.url,
-        "image",
-        "import",
-        "-m",
-        img.manifest.to_str().unwrap(),
-        "-f",
-        img.file.to_str().unwrap(),
-    ])
-    .await;
+    let out = import(&server.url, &img.manifest, &img.file, &[]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("Completing unactivated image"),
@@ -325,13 +246,7 @@ async fn origin_chain_is_imported_origins_first() {
     let base = make_image(tmp.path(), "base", None);
     let origin = make_image(tmp.path(), "origin", Some(base.uuid));
     let image = make_image(tmp.path(), "image", Some(origin.uuid));
-    let src = lib_client(&source.url);
-    let opts = quiet_opts("http://127.0.0.1:9");
-    for f in [&base, &origin] {
-        tritonadm::import::import_image(&src, &f.manifest, &f.file, &opts)
-            .await
-            .unwrap();
-    }
+    seed(&source.url, &[&base, &origin]).await;
 
     // The server refuses an incremental image whose origin is missing, which
     // is why the order matters.
@@ -343,18 +258,13 @@ async fn origin_chain_is_imported_origins_first() {
         .to_string();
     assert!(err.contains("OriginDoesNotExist"), "{err}");
 
-    let out = tritonadm(&[
-        "--imgapi-url",
+    let source_dev = format!("{}?channel=dev", source.url);
+    let out = import(
         &target.url,
-        "image",
-        "import",
-        "-m",
-        image.manifest.to_str().unwrap(),
-        "-f",
-        image.file.to_str().unwrap(),
-        "--source",
-        &format!("{}?channel=dev", source.url),
-    ])
+        &image.manifest,
+        &image.file,
+        &["--source", &source_dev],
+    )
     .await;
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
@@ -374,18 +284,12 @@ async fn origin_chain_is_imported_origins_first() {
 
     // An origin the source does not have either is a clear error.
     let orphan = make_image(tmp.path(), "orphan", Some(uuid::Uuid::new_v4()));
-    let out = tritonadm(&[
-        "--imgapi-url",
+    let out = import(
         &target.url,
-        "image",
-        "import",
-        "-m",
-        orphan.manifest.to_str().unwrap(),
-        "-f",
-        orphan.file.to_str().unwrap(),
-        "--source",
-        &source.url,
-    ])
+        &orphan.manifest,
+        &orphan.file,
+        &["--source", &source.url],
+    )
     .await;
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("is neither in"), "{}", stderr(&out));
@@ -414,13 +318,7 @@ async fn import_remote_brings_the_image_and_its_origin() {
     let target = Server::start(&tmp.path().join("target"));
     let base = make_image(tmp.path(), "base", None);
     let child = make_image(tmp.path(), "child", Some(base.uuid));
-    let src = lib_client(&source.url);
-    let opts = quiet_opts("http://127.0.0.1:9");
-    for f in [&base, &child] {
-        tritonadm::import::import_image(&src, &f.manifest, &f.file, &opts)
-            .await
-            .unwrap();
-    }
+    seed(&source.url, &[&base, &child]).await;
     let out = tritonadm(&[
         "--imgapi-url",
         &target.url,
@@ -443,16 +341,12 @@ async fn import_remote_brings_the_image_and_its_origin() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_manifest_is_an_input_error() {
-    let out = tritonadm(&[
-        "--imgapi-url",
+    let out = import(
         "http://127.0.0.1:9",
-        "image",
-        "import",
-        "-m",
-        "/nonexistent.imgmanifest",
-        "-f",
-        "/nonexistent.zfs.gz",
-    ])
+        std::path::Path::new("/nonexistent.imgmanifest"),
+        std::path::Path::new("/nonexistent.zfs.gz"),
+        &[],
+    )
     .await;
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(

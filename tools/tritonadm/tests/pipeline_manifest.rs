@@ -18,15 +18,7 @@ async fn a_pipeline_manifest_imports_and_lists_active() {
 
     // The origin image, as published on the source (updates) server.
     let origin = make_image(tmp.path(), "triton-origin", None);
-    let src = lib_client(&source.url);
-    tritonadm::import::import_image(
-        &src,
-        &origin.manifest,
-        &origin.file,
-        &quiet_opts("http://127.0.0.1:9"),
-    )
-    .await
-    .unwrap();
+    seed(&source.url, &[&origin]).await;
     let origin_manifest = zone_image::manifest::Manifest::parse(
         &origin.manifest,
         &std::fs::read_to_string(&origin.manifest).unwrap(),
@@ -54,31 +46,16 @@ async fn a_pipeline_manifest_imports_and_lists_active() {
     let built: Image = serde_json::from_value(value).unwrap();
     assert_eq!(built.origin, Some(origin.uuid));
 
-    let out = tritonadm(&[
-        "--imgapi-url",
+    let out = import(
         &target.url,
-        "image",
-        "import",
-        "-m",
-        manifest.to_str().unwrap(),
-        "-f",
-        file.file.to_str().unwrap(),
-        "--source",
-        &source.url,
-    ])
+        &manifest,
+        &file.file,
+        &["--source", &source.url],
+    )
     .await;
     assert!(out.status.success(), "{}", stderr(&out));
 
-    let out = tritonadm(&[
-        "--imgapi-url",
-        &target.url,
-        "image",
-        "list",
-        "--name",
-        "triton-api",
-    ])
-    .await;
-    let table = stdout(&out);
+    let table = list_named(&target.url, "triton-api").await;
     let row = table
         .lines()
         .find(|l| l.starts_with(&built.uuid.to_string()))

@@ -137,12 +137,7 @@ pub fn build(opts: &BuildOptions, progress: &mut dyn FnMut(&str)) -> Result<Buil
             }
         }
     };
-    let dev_reason = match (&zfs, dev_reason) {
-        (Some(z), None) if z.version.ends_with("-dev") => {
-            Some("built with --skip-pkgsrc: pkgsrc packages are missing".to_string())
-        }
-        (_, reason) => reason,
-    };
+    let dev_reason = zfs.as_ref().map_or(dev_reason, |z| z.dev_reason.clone());
     if let Some(z) = &zfs {
         for p in [&z.image_file, &z.manifest_file] {
             let len = fs::metadata(p)
@@ -185,7 +180,9 @@ fn cached_report(opts: &BuildOptions, rec: cache::Record) -> Result<BuildReport>
         .unwrap_or_default();
     let sum = compress::sha1_file(&tarball)?;
     let zfs = match (rec.outputs.get(1), rec.outputs.get(2)) {
-        (Some((image, _)), Some((manifest, _))) => Some(zfs_from_manifest(image, manifest)?),
+        (Some((image, _)), Some((manifest, _))) => {
+            Some(zfs_from_manifest(image, manifest, rec.dev_reason.clone())?)
+        }
         _ => None,
     };
     // The cached stamp is the current one again.
@@ -208,7 +205,11 @@ fn cached_report(opts: &BuildOptions, rec: cache::Record) -> Result<BuildReport>
 }
 
 /// Rebuild the ZFS stage's report from the manifest it wrote.
-fn zfs_from_manifest(image: &Path, manifest: &Path) -> Result<ZfsOutputs> {
+fn zfs_from_manifest(
+    image: &Path,
+    manifest: &Path,
+    dev_reason: Option<String>,
+) -> Result<ZfsOutputs> {
     let bad = |what: &str| {
         crate::Error::Command(format!(
             "{}: {what}; rebuild with --force",
@@ -237,6 +238,7 @@ fn zfs_from_manifest(image: &Path, manifest: &Path) -> Result<ZfsOutputs> {
             .as_str()
             .ok_or_else(|| bad("no version"))?
             .to_string(),
+        dev_reason,
     })
 }
 

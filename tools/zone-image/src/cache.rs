@@ -3,7 +3,6 @@
 //! produced so a hit can be checked against what is on disk.
 
 use std::fs::{self, File};
-use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -28,18 +27,16 @@ impl KeyBuilder {
     }
 
     pub fn file(&mut self, name: &str, path: &Path) -> Result<&mut Self> {
-        let mut f = File::open(path).io_context(|| format!("reading {}", path.display()))?;
+        let f = File::open(path).io_context(|| format!("reading {}", path.display()))?;
         let mut h = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = match f.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e).io_context(|| format!("reading {}", path.display())),
-            };
-            h.update(&buf[..n]);
-        }
+        crate::util::for_each_chunk(
+            f,
+            || format!("reading {}", path.display()),
+            |chunk| {
+                h.update(chunk);
+                Ok(())
+            },
+        )?;
         Ok(self.field(name, &h.finalize()))
     }
 

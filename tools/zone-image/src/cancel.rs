@@ -3,6 +3,7 @@
 
 use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 
@@ -37,4 +38,20 @@ pub fn check() -> Result<()> {
 /// For tests: simulate a signal.
 pub fn cancel() {
     CANCELLED.store(true, Ordering::SeqCst);
+}
+
+/// Test hook: a stage waits at the step this names until interrupted or
+/// killed, so tests can interrupt it at a known point.
+pub const PAUSE_ENV: &str = "ZONE_IMAGE_TEST_PAUSE_AT";
+
+/// If [`PAUSE_ENV`] names `step`, wait here until interrupted (or killed).
+pub fn pause_point(step: &str) -> Result<()> {
+    if std::env::var(PAUSE_ENV).is_ok_and(|v| v == step) {
+        eprintln!("zone-image: paused at {step}");
+        loop {
+            check()?;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    Ok(())
 }

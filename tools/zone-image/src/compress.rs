@@ -11,8 +11,8 @@ use gzp::deflate::Gzip;
 use gzp::par::compress::{ParCompress, ParCompressBuilder};
 use sha1::{Digest, Sha1};
 
-use crate::cancel;
 use crate::error::{Error, IoContext, Result};
+use crate::util::for_each_chunk;
 
 /// Level 6, as `pigz -6`. Deflate runs on zlib-rs (zlib-ng's algorithms):
 /// about twice zlib's speed for output 1-3% larger (see `cargo xtask bench
@@ -126,44 +126,31 @@ impl Drop for GzipHashWriter {
 
 /// Gzip everything `reader` yields into `dest`, hashing the output. Polls
 /// for Ctrl-C between reads.
-pub fn gzip_stream<R: Read>(mut reader: R, dest: &Path, level: u32) -> Result<Compressed> {
+pub fn gzip_stream<R: Read>(reader: R, dest: &Path, level: u32) -> Result<Compressed> {
     let mut w = GzipHashWriter::create(dest, level)?;
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        cancel::check()?;
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(Error::Io {
-                    context: format!("reading the stream for {}", dest.display()),
-                    source: e,
-                });
-            }
-        };
-        w.write_all(&buf[..n])
-            .io_context(|| format!("writing {}", dest.display()))?;
-    }
+    for_each_chunk(
+        reader,
+        || format!("reading the stream for {}", dest.display()),
+        |chunk| {
+            w.write_all(chunk)
+                .io_context(|| format!("writing {}", dest.display()))
+        },
+    )?;
     w.finish()
 }
 
 /// sha1 and size of a file, read in a streaming pass.
 pub fn sha1_file(path: &Path) -> Result<Compressed> {
-    let mut f = File::open(path).io_context(|| format!("opening {}", path.display()))?;
+    let f = File::open(path).io_context(|| format!("opening {}", path.display()))?;
     let mut h = Sha1::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = f
-            .read(&mut buf)
-            .io_context(|| format!("reading {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        size += n as u64;
-        h.update(&buf[..n]);
-    }
+    let size = for_each_chunk(
+        f,
+        || format!("reading {}", path.display()),
+        |chunk| {
+            h.update(chunk);
+            Ok(())
+        },
+    )?;
     Ok(Compressed {
         size,
         sha1: hex::encode(h.finalize()),

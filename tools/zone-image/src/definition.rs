@@ -10,6 +10,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::error::{Error, IoContext, Result};
+use crate::util::one_line;
 
 pub const DEFINITION_FILE: &str = "image.toml";
 
@@ -433,10 +434,6 @@ fn location(text: &str, span: Option<std::ops::Range<usize>>) -> String {
         }
         None => "(document)".into(),
     }
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn backticked(message: &str) -> Option<String> {

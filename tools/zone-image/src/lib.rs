@@ -20,7 +20,7 @@ pub mod origin;
 pub mod proto;
 pub mod stamp;
 pub mod tarball;
-mod util;
+pub mod util;
 pub mod validate;
 pub mod zfs;
 pub mod zfs_image;

@@ -8,7 +8,7 @@
 //! temporary name that becomes `<uuid>` only once the receive succeeded.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -20,6 +20,7 @@ use crate::cancel;
 use crate::compress;
 use crate::error::{Error, IoContext, Result};
 use crate::manifest::{Compression, ImageFile, Manifest};
+use crate::util::for_each_chunk;
 use crate::zfs::{self, ZfsError};
 
 /// Where eng's images come from when no source is given.
@@ -428,28 +429,25 @@ fn download(
         .tempfile()
         .io_context(|| "creating a temp file for an origin image".to_string())?;
     let mut hash = Sha1::new();
-    let mut size = 0u64;
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        cancel::check()?;
-        let n = match resp.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::Command(format!("GET {url}: reading the body: {e}"))),
-        };
-        size += n as u64;
-        if size > file.size {
-            return Err(Error::Command(format!(
-                "GET {url}: more than the {} bytes files[0].size of {} says",
-                file.size,
-                manifest.source.display()
-            )));
-        }
-        hash.update(&buf[..n]);
-        tmp.write_all(&buf[..n])
-            .io_context(|| format!("writing {}", tmp.path().display()))?;
-    }
+    let mut received = 0u64;
+    let size = for_each_chunk(
+        &mut resp,
+        || format!("GET {url}: reading the body"),
+        |chunk| {
+            received += chunk.len() as u64;
+            // A server streaming past the manifest's size is cut off early.
+            if received > file.size {
+                return Err(Error::Command(format!(
+                    "GET {url}: more than the {} bytes files[0].size of {} says",
+                    file.size,
+                    manifest.source.display()
+                )));
+            }
+            hash.update(chunk);
+            tmp.write_all(chunk)
+                .io_context(|| format!("writing {}", tmp.path().display()))
+        },
+    )?;
     tmp.flush()
         .io_context(|| format!("writing {}", tmp.path().display()))?;
     let sha1 = hex::encode(hash.finalize());
@@ -471,8 +469,7 @@ fn download(
 /// Decompress an image file into `zfs receive <target>`.
 fn receive_image(path: &Path, compression: Compression, target: &str) -> Result<()> {
     let f = File::open(path).io_context(|| format!("opening {}", path.display()))?;
-    let hook =
-        || crate::zfs_image::pause_point("origin-receive").map_err(|_| ZfsError::Interrupted);
+    let hook = || cancel::pause_point("origin-receive").map_err(|_| ZfsError::Interrupted);
     match compression {
         Compression::Gzip => {
             let r = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, f));
@@ -541,6 +538,5 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 fn snippet(body: &str) -> String {
-    let one: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
-    one.chars().take(200).collect()
+    crate::util::snippet(body, 200)
 }

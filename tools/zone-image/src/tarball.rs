@@ -78,7 +78,7 @@ pub fn write(proto: &Path, dest: &Path, mtime: i64, level: u32) -> Result<Compre
                 builder
                     .append_data(&mut h, rel, f)
                     .io_context(|| format!("adding {}", rel.display()))?;
-                crate::zfs_image::pause_point("tarball")?;
+                cancel::pause_point("tarball")?;
             } else {
                 return Err(Error::Command(format!(
                     "{}: only files and directories belong in a proto",

@@ -1,8 +1,9 @@
 use std::fs;
-use std::io::Write;
+use std::io::{self, Read, Write};
 use std::path::Path;
 
-use crate::error::{IoContext, Result};
+use crate::cancel;
+use crate::error::{Error, IoContext, Result};
 
 /// Write a small file via a temp sibling and rename, so readers see the
 /// old content or the new, never half of it.
@@ -24,4 +25,42 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(path, fs::Permissions::from_mode(0o644))
         .io_context(|| format!("setting the mode of {}", path.display()))
+}
+
+/// Read `reader` to its end in 1 MiB chunks, handing each to `sink` and
+/// polling for Ctrl-C between reads; returns the byte count. `what` names
+/// the stream in a read error.
+pub fn for_each_chunk<R: Read>(
+    mut reader: R,
+    what: impl Fn() -> String,
+    mut sink: impl FnMut(&[u8]) -> Result<()>,
+) -> Result<u64> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        cancel::check()?;
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(Error::Io {
+                    context: what(),
+                    source,
+                });
+            }
+        };
+        total += n as u64;
+        sink(&buf[..n])?;
+    }
+}
+
+/// Text folded onto one line, for error messages built from tool output.
+pub fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// [`one_line`], cut to `max` characters.
+pub fn snippet(s: &str, max: usize) -> String {
+    one_line(s).chars().take(max).collect()
 }

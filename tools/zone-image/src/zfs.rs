@@ -58,10 +58,7 @@ fn cmd_line(prog: &str, args: &[&str]) -> String {
 }
 
 fn one_line(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+    crate::util::one_line(&String::from_utf8_lossy(bytes))
 }
 
 fn is_busy(stderr: &str) -> bool {

@@ -32,8 +32,8 @@ pub const BUILD_PREFIX: &str = "zone-image-build-";
 /// (pids get reused).
 const STALE_AGE: Duration = Duration::from_secs(12 * 3600);
 
-/// Test hook: the stage waits at this step until interrupted or killed.
-pub const PAUSE_ENV: &str = "ZONE_IMAGE_TEST_PAUSE_AT";
+/// Test hook (re-exported where the ZFS tests look for it).
+pub use crate::cancel::PAUSE_ENV;
 
 /// Flags of `image build` that drive this stage.
 #[derive(Debug, Clone, Default)]
@@ -78,6 +78,9 @@ pub struct ZfsOutputs {
     pub size: u64,
     /// The manifest's `version` (the stamp, `-dev` for dev images).
     pub version: String,
+    /// Why this is a dev image: the caller's reason, or this stage's own
+    /// (`--skip-pkgsrc`).
+    pub dev_reason: Option<String>,
 }
 
 /// Where the pool came from, for error messages.
@@ -132,12 +135,6 @@ pub fn build(input: &ZfsInput<'_>) -> Result<Option<ZfsOutputs>> {
     check_pool(&choice)?;
     let pool = choice.pool.as_str();
     let dev = dev_reason.is_some();
-    // The caller reports its own dev reason; only ours is news.
-    if input.dev_reason.is_none()
-        && let Some(r) = &dev_reason
-    {
-        eprintln!("zone-image: warning: {} is a dev image: {r}", def.name);
-    }
     let version = if dev {
         format!("{}-dev", input.stamp)
     } else {
@@ -272,13 +269,14 @@ pub fn build(input: &ZfsInput<'_>) -> Result<Option<ZfsOutputs>> {
         sha1: compressed.sha1,
         size: compressed.size,
         version,
+        dev_reason,
     }))
 }
 
 /// Run one step: honour the pause hook and Ctrl-C, and name the step in
 /// the error.
 fn step<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    let r = pause_point(name)
+    let r = cancel::pause_point(name)
         .and_then(|()| cancel::check())
         .and_then(|()| f());
     r.map_err(|e| {
@@ -295,19 +293,6 @@ fn step<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
             other => other,
         }
     })
-}
-
-/// If [`PAUSE_ENV`] names this step, wait here until interrupted (or
-/// killed), so tests can interrupt the stage at a known point.
-pub(crate) fn pause_point(step: &str) -> Result<()> {
-    if std::env::var(PAUSE_ENV).is_ok_and(|v| v == step) {
-        eprintln!("zone-image: paused at {step}");
-        loop {
-            cancel::check()?;
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-    Ok(())
 }
 
 /// Removes what a failed or interrupted build made.
@@ -474,7 +459,7 @@ struct SendReader<R> {
 impl<R: Read> Read for SendReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.started {
-            pause_point("send-stream").map_err(|e| io::Error::other(e.to_string()))?;
+            cancel::pause_point("send-stream").map_err(|e| io::Error::other(e.to_string()))?;
         }
         self.started = true;
         self.inner.read(buf)
@@ -588,14 +573,10 @@ fn pkg_add(root: &Path, pkgs: &[String]) -> Result<()> {
         .output()
         .io_context(|| "running chroot ... pkg_add".to_string())?;
     if !out.status.success() {
-        let err: String = String::from_utf8_lossy(&out.stderr)
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
         return Err(Error::Command(format!(
             "pkg_add -U {}: {}",
             pkgs.join(" "),
-            err.chars().take(500).collect::<String>()
+            crate::util::snippet(&String::from_utf8_lossy(&out.stderr), 500)
         )));
     }
     Ok(())

@@ -3,15 +3,14 @@
 //! upload` and with `aws s3 cp --recursive`, in the same run, to separate
 //! prefixes of one bucket.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
+use bits_store::testing::Moto;
 
-use super::{measure, mib, print_row, secs, self_command};
+use super::{measure, mib, on_path, print_row, scratch_dir, secs, self_command};
 
 const STAMP: &str = "master-20261126T031500Z-gbe4c000";
 const NAME: &str = "bench";
@@ -31,69 +30,6 @@ pub struct Args {
     /// Where to generate the bits (default: a temp dir under target/).
     #[arg(long)]
     dir: Option<PathBuf>,
-}
-
-/// moto on a loopback port, killed on drop.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Moto {
-    fn start() -> Result<Moto> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting moto (python3 -m pip install 'moto[server]')")?;
-        let moto = Moto { child, port };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while moto.request("GET", "/").is_err() {
-            if Instant::now() > deadline {
-                bail!("moto did not answer on 127.0.0.1:{port} within 60s");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(moto)
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// An unsigned request (moto does not check signatures); the status.
-    fn request(&self, method: &str, path: &str) -> Result<u16> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
-        s.set_read_timeout(Some(Duration::from_secs(10)))?;
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            self.port
-        )?;
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf)?;
-        String::from_utf8_lossy(&buf)
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .context("no HTTP status from moto")
-    }
 }
 
 /// Write `size` bytes that neither compress nor repeat block-wise.
@@ -123,20 +59,10 @@ fn write_file(path: &Path, size: u64, seed: u64) -> Result<()> {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    if which("aws").is_none() {
+    if !on_path("aws") {
         bail!("aws is not installed (python3 -m pip install awscli)");
     }
-    let tmp;
-    let dir = match &args.dir {
-        Some(d) => d.clone(),
-        None => {
-            tmp = tempfile::Builder::new()
-                .prefix("bench-bits-")
-                .tempdir_in(crate::workspace_root().join("target"))
-                .context("creating a temp dir under target/")?;
-            tmp.path().to_path_buf()
-        }
-    };
+    let (_tmp, dir) = scratch_dir("bench-bits-", args.dir.as_deref())?;
     let bits = dir.join("bits");
     let comp = bits.join(NAME);
     std::fs::create_dir_all(&comp)?;
@@ -161,18 +87,11 @@ pub fn run(args: Args) -> Result<()> {
     // should meet the same server.
     let upload = |ours_side: bool| -> Result<super::Measured> {
         let moto = Moto::start()?;
-        let status = moto.request("PUT", "/bench")?;
-        if status != 200 {
-            bail!("creating bucket bench on moto: HTTP {status}");
-        }
+        moto.create_bucket("bench")?;
         let ep = moto.endpoint();
-        let env = [
-            ("AWS_ACCESS_KEY_ID", "bench"),
-            ("AWS_SECRET_ACCESS_KEY", "bench"),
-            ("AWS_DEFAULT_REGION", "us-east-1"),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_ENDPOINT_URL", ep.as_str()),
-        ];
+        // The aws CLI reads AWS_DEFAULT_REGION.
+        let mut env = moto.env();
+        env.push(("AWS_DEFAULT_REGION".into(), "us-east-1".into()));
         if ours_side {
             measure(
                 self_command()?
@@ -247,12 +166,4 @@ pub fn run(args: Args) -> Result<()> {
         if rss < 128.0 { "met" } else { "MISSED" }
     );
     Ok(())
-}
-
-fn which(tool: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(tool))
-            .find(|p| p.is_file())
-    })
 }

@@ -5,11 +5,15 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use super::{Measured, measure, measure_shell, mib, print_row, secs, self_command};
+use zone_image::zfs;
+
+use super::{
+    Measured, file_size, measure, measure_shell, mib, on_path, print_row, scratch_dir, secs,
+    self_command, shell_quote as q, verdict,
+};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -37,32 +41,25 @@ pub fn run(args: Args) -> Result<()> {
             );
         }
     }
-    if !Command::new("zpool")
-        .args(["list", "-H"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
+    if zfs::zpool(&["list", "-H"]).is_err() {
         bail!("zpool does not work here: start zfs-fuse (see .ci/run) and run as root");
     }
 
-    let tmp = tempfile::Builder::new()
-        .prefix("bench-image-")
-        .tempdir_in(crate::workspace_root().join("target"))
-        .context("creating a temp dir under target/")?;
-    let pool = Pool::create(tmp.path(), args.delta_mib)?;
+    let (_tmp, dir) = scratch_dir("bench-image-", None)?;
+    let pool = Pool::create(&dir, args.delta_mib)?;
     let origin = format!("{}/origin", pool.name);
     let build = format!("{}/build", pool.name);
-    zfs(&["create", &origin])?;
-    let origin_mp = mountpoint(&origin)?;
+    zfs::zfs(&["create", &origin])?;
+    let origin_mp = zfs::mountpoint(&origin)?;
     fill(&origin_mp.join("root"), 16 << 20)?;
-    zfs(&["snapshot", &format!("{origin}@final")])?;
-    zfs(&["clone", &format!("{origin}@final"), &build])?;
-    let build_mp = mountpoint(&build)?;
+    zfs::snapshot(&format!("{origin}@final"))?;
+    zfs::clone(&format!("{origin}@final"), &build)?;
+    let build_mp = zfs::mountpoint(&build)?;
     let written = fill(
         &build_mp.join("root/opt/smartdc/bench"),
         args.delta_mib << 20,
     )?;
-    zfs(&["snapshot", &format!("{build}@final")])?;
+    zfs::snapshot(&format!("{build}@final"))?;
     let from = format!("{origin}@final");
     let snap = format!("{build}@final");
     println!(
@@ -72,9 +69,9 @@ pub fn run(args: Args) -> Result<()> {
         pool.name
     );
 
-    let ours_out = tmp.path().join("ours.zfs.gz");
-    let pigz_out = tmp.path().join("pigz.zfs.gz");
-    let sha_out = tmp.path().join("pigz.sha1");
+    let ours_out = dir.join("ours.zfs.gz");
+    let pigz_out = dir.join("pigz.zfs.gz");
+    let sha_out = dir.join("pigz.sha1");
     // Warm whatever the daemon caches so round one is not penalised.
     measure_shell(&format!("zfs send -i {from} {snap} > /dev/null"))?;
 
@@ -100,7 +97,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let (ours, shell) = (ours.context("no rounds")?, shell.context("no rounds")?);
 
-    let (so, sp) = (size(&ours_out), size(&pigz_out));
+    let (so, sp) = (file_size(&ours_out), file_size(&pigz_out));
     println!(
         "{:<28} {:>8.2}s  peak RSS {:>7.1} MiB",
         "ours (send+gzip+sha1)",
@@ -141,44 +138,6 @@ fn best(a: Option<Measured>, b: Measured) -> Measured {
     }
 }
 
-fn verdict(ok: bool) -> &'static str {
-    if ok { "met" } else { "NOT met" }
-}
-
-fn size(p: &Path) -> u64 {
-    fs::metadata(p).map(|m| m.len()).unwrap_or(0)
-}
-
-fn q(p: &Path) -> String {
-    format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
-}
-
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()))
-}
-
-fn zfs(args: &[&str]) -> Result<String> {
-    let out = Command::new("zfs")
-        .args(args)
-        .output()
-        .with_context(|| format!("running zfs {}", args.join(" ")))?;
-    if !out.status.success() {
-        bail!(
-            "zfs {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn mountpoint(ds: &str) -> Result<PathBuf> {
-    Ok(PathBuf::from(
-        zfs(&["get", "-H", "-o", "value", "mountpoint", ds])?.trim(),
-    ))
-}
-
 /// A file-backed pool, destroyed on drop.
 struct Pool {
     name: String,
@@ -193,19 +152,9 @@ impl Pool {
         fs::File::create(&file)
             .and_then(|f| f.set_len(bytes))
             .with_context(|| format!("creating {}", file.display()))?;
-        let out = Command::new("zpool")
-            .args(["create", "-m"])
-            .arg(dir.join("mnt"))
-            .arg(&name)
-            .arg(&file)
-            .output()
-            .context("running zpool create")?;
-        if !out.status.success() {
-            bail!(
-                "zpool create {name}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
+        let mnt = dir.join("mnt");
+        let (mnt, file) = (mnt.to_string_lossy(), file.to_string_lossy());
+        zfs::zpool(&["create", "-m", &mnt, &name, &file])?;
         Ok(Pool { name })
     }
 }
@@ -213,11 +162,7 @@ impl Pool {
 impl Drop for Pool {
     fn drop(&mut self) {
         for _ in 0..50 {
-            let ok = Command::new("zpool")
-                .args(["destroy", "-f", &self.name])
-                .output()
-                .is_ok_and(|o| o.status.success());
-            if ok {
+            if zfs::zpool(&["destroy", "-f", &self.name]).is_ok() {
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(200));

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use anyhow::{Context, Result, bail};
 use sha1::Digest as _;
 
-use super::{measure, measure_shell, mib, print_row, secs};
+use super::{measure, measure_shell, mib, on_path, print_row, secs, shell_quote};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -51,7 +51,7 @@ pub fn run(args: Args) -> Result<()> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    if which("curl").is_none() {
+    if !on_path("curl") {
         bail!("curl is not installed (apt-get install curl)");
     }
     if !args.no_build {
@@ -96,9 +96,8 @@ pub fn run(args: Args) -> Result<()> {
     let (size, sha1) = generate(&file, args.size_mib << 20)?;
     println!("image file: {:.0} MiB, sha1 {sha1}", mib(size));
 
-    let server = start_server(&server_bin, &dir.join("imgapi"))?;
-    let url = server.1.clone();
-    let _guard = server.0;
+    // Bound to a name: the server lives (and is killed on drop) until the end.
+    let (_server, url) = start_server(&server_bin, &dir.join("imgapi"))?;
 
     // Warm the page cache so neither side pays for the first read.
     measure_shell(&format!("cat {} > /dev/null", shell_quote(&file)))?;
@@ -146,10 +145,7 @@ pub fn run(args: Args) -> Result<()> {
             secs(curl.wall),
             secs(check.wall)
         );
-        best_check = Some(match best_check {
-            Some(c) if c <= check.wall => c,
-            _ => check.wall,
-        });
+        best_check = Some(best_check.map_or(check.wall, |c| c.min(check.wall)));
         best = Some(match best {
             None => (ours, curl),
             Some((o, c)) => (
@@ -192,18 +188,6 @@ pub fn run(args: Args) -> Result<()> {
 
 fn verdict(ok: bool) -> &'static str {
     if ok { "ok" } else { "MISSED" }
-}
-
-fn which(tool: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join(tool))
-            .find(|c| c.is_file())
-    })
-}
-
-fn shell_quote(p: &Path) -> String {
-    format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
 }
 
 /// Incompressible pseudo-random bytes (xorshift), written and hashed in one

@@ -116,3 +116,41 @@ pub fn print_row(label: &str, m: &Measured, ours: &Measured) {
         secs(ours.wall) / secs(m.wall),
     );
 }
+
+/// "met" or "NOT met", for the targets line.
+pub fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "NOT met" }
+}
+
+/// A path quoted for `bash -c`.
+pub fn shell_quote(p: &std::path::Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
+}
+
+/// Whether `tool` is on `PATH`.
+pub fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()))
+}
+
+/// Size of a file, 0 if it is not there.
+pub fn file_size(p: &std::path::Path) -> u64 {
+    std::fs::metadata(p).map_or(0, |m| m.len())
+}
+
+/// Scratch space for a benchmark: `dir` if given, else a temp dir under
+/// `target/` (removed when the returned guard drops).
+pub fn scratch_dir(
+    prefix: &str,
+    dir: Option<&std::path::Path>,
+) -> Result<(Option<tempfile::TempDir>, std::path::PathBuf)> {
+    if let Some(d) = dir {
+        return Ok((None, d.to_path_buf()));
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(crate::workspace_root().join("target"))
+        .context("creating a temp dir under target/")?;
+    let path = tmp.path().to_path_buf();
+    Ok((Some(tmp), path))
+}

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use super::{measure, measure_shell, mib, print_row, secs, self_command};
+use super::{
+    file_size, measure, measure_shell, mib, on_path, print_row, scratch_dir, secs, self_command,
+    shell_quote as q, verdict,
+};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -32,19 +35,9 @@ pub fn run(args: Args) -> Result<()> {
         println!("{} {}", done.size, done.sha1);
         return Ok(());
     }
-    let tmp;
-    let dir = match &args.dir {
-        Some(d) => d.clone(),
-        None => {
-            tmp = tempfile::Builder::new()
-                .prefix("bench-tarball-")
-                .tempdir_in(crate::workspace_root().join("target"))
-                .context("creating a temp dir under target/")?;
-            tmp.path().to_path_buf()
-        }
-    };
+    let (_tmp, dir) = scratch_dir("bench-tarball-", args.dir.as_deref())?;
     for tool in ["pigz", "tar"] {
-        if which(tool).is_none() {
+        if !on_path(tool) {
             bail!("{tool} is not installed (apt-get install {tool})");
         }
     }
@@ -83,7 +76,6 @@ pub fn run(args: Args) -> Result<()> {
         q(&gzip_out)
     ))?;
 
-    let size = |p: &Path| fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     println!(
         "{:<28} {:>8.2}s  peak RSS {:>7.1} MiB",
         "ours (parallel gzip + sha1)",
@@ -92,7 +84,11 @@ pub fn run(args: Args) -> Result<()> {
     );
     print_row("tar | pigz -6", &pigz, &ours);
     print_row("tar -czf", &gzip, &ours);
-    let (so, sp, sg) = (size(&ours_out), size(&pigz_out), size(&gzip_out));
+    let (so, sp, sg) = (
+        file_size(&ours_out),
+        file_size(&pigz_out),
+        file_size(&gzip_out),
+    );
     println!(
         "output: ours {:.1} MiB, pigz {:.1} MiB, gzip {:.1} MiB; ours/pigz size {:.4}",
         mib(so),
@@ -110,22 +106,6 @@ pub fn run(args: Args) -> Result<()> {
         verdict(rss < 64.0)
     );
     Ok(())
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok { "met" } else { "NOT met" }
-}
-
-fn q(p: &Path) -> String {
-    format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
-}
-
-fn which(tool: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(tool))
-            .find(|p| p.is_file())
-    })
 }
 
 /// A proto of about `target` bytes: large real ELF binaries and libraries

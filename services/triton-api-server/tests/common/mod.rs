@@ -73,19 +73,20 @@ pub struct Server {
     reader: Option<JoinHandle<()>>,
 }
 
+/// The server command, reading its config from `config` as `via` says.
+pub fn server_cmd(config: &Path, via: ConfigVia) -> Command {
+    let mut cmd = Command::new(SERVER_BIN);
+    cmd.env_remove("TRITON__CONFIG_FILE");
+    match via {
+        ConfigVia::Env => cmd.env("TRITON__CONFIG_FILE", config),
+        ConfigVia::Flag => cmd.arg("--config").arg(config),
+    };
+    cmd
+}
+
 impl Server {
     pub fn spawn(config: &Path, via: ConfigVia) -> Server {
-        let mut cmd = Command::new(SERVER_BIN);
-        cmd.env_remove("TRITON__CONFIG_FILE");
-        match via {
-            ConfigVia::Env => {
-                cmd.env("TRITON__CONFIG_FILE", config);
-            }
-            ConfigVia::Flag => {
-                cmd.arg("--config").arg(config);
-            }
-        }
-        Self::spawn_cmd(cmd)
+        Self::spawn_cmd(server_cmd(config, via))
     }
 
     pub fn spawn_cmd(mut cmd: Command) -> Server {
@@ -139,24 +140,17 @@ impl Server {
         what: &str,
         pred: impl Fn(&str) -> bool,
     ) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(line) = self.stderr_lines().into_iter().skip(skip).find(|l| pred(l)) {
-                return line;
-            }
-            if let Some(status) = self.try_wait() {
-                panic!(
-                    "server exited ({status}) before logging {what}; stderr:\n{}",
-                    self.stderr_lines().join("\n")
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no stderr line with {what} within {PATIENCE:?}; stderr:\n{}",
-                self.stderr_lines().join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.poll(
+            &format!("logging {what}"),
+            &format!("no stderr line with {what}"),
+            |server| {
+                server
+                    .stderr_lines()
+                    .into_iter()
+                    .skip(skip)
+                    .find(|l| pred(l))
+            },
+        )
     }
 
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
@@ -167,20 +161,34 @@ impl Server {
     /// Waits (bounded) until `GET /ping` on `addr` answers 200, failing early
     /// if the server exits.
     pub fn wait_ready(&mut self, addr: SocketAddr) -> serde_json::Value {
+        self.poll(
+            &format!("answering on {addr}"),
+            &format!("server did not answer on {addr}"),
+            |_| match ping(addr) {
+                Ok((200, body)) => Some(body),
+                _ => None,
+            },
+        )
+    }
+
+    /// Polls `probe` (bounded) until it yields a value. Panics with "server
+    /// exited before `before`" if the server exits first, or with `timeout`
+    /// if PATIENCE runs out.
+    fn poll<T>(&mut self, before: &str, timeout: &str, probe: impl Fn(&Self) -> Option<T>) -> T {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            if let Ok((200, body)) = ping(addr) {
-                return body;
+            if let Some(found) = probe(self) {
+                return found;
             }
             if let Some(status) = self.try_wait() {
                 panic!(
-                    "server exited ({status}) before answering on {addr}; stderr:\n{}",
+                    "server exited ({status}) before {before}; stderr:\n{}",
                     self.stderr_lines().join("\n")
                 );
             }
             assert!(
                 Instant::now() < deadline,
-                "server did not answer on {addr} within {PATIENCE:?}; stderr:\n{}",
+                "{timeout} within {PATIENCE:?}; stderr:\n{}",
                 self.stderr_lines().join("\n")
             );
             std::thread::sleep(Duration::from_millis(50));
@@ -223,6 +231,12 @@ impl Drop for Server {
 /// Runs the server to completion (for configs that must be rejected).
 pub fn run_to_exit(cmd: Command) -> (ExitStatus, Vec<String>) {
     Server::spawn_cmd(cmd).wait_exit()
+}
+
+/// Asserts an error line names the config file at `path`.
+pub fn assert_names_file(line: &str, path: &Path) {
+    let path = path.display().to_string();
+    assert!(line.contains(&path), "error does not name {path}: {line}");
 }
 
 /// One `GET /ping` on a fresh connection (no pooling, so a closed listener

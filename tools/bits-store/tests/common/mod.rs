@@ -1,92 +1,11 @@
-//! Test fixtures shared by the bits-store and xtask tests: a real moto S3
-//! server on a loopback port, and bits dirs made of real files.
+//! Test fixtures shared by the bits-store and xtask tests: bits dirs made
+//! of real files, and a fault-injecting proxy in front of moto (which is
+//! `bits_store::testing::Moto`).
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// A moto S3 server, killed when dropped.
-pub struct Moto {
-    child: Child,
-    pub port: u16,
-}
-
-impl Moto {
-    pub fn start() -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free loopback port")
-            .port();
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting moto (python3 -m pip install 'moto[server]')");
-        let moto = Moto { child, port };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while moto.request("GET", "/").is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "moto did not come up on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        moto
-    }
-
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// One unsigned HTTP/1.1 request (moto does not check signatures);
-    /// returns the status code.
-    pub fn request(&self, method: &str, path: &str) -> Option<u16> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            self.port
-        )
-        .ok()?;
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf).ok()?;
-        let head = String::from_utf8_lossy(&buf);
-        head.split_whitespace().nth(1)?.parse().ok()
-    }
-
-    pub fn create_bucket(&self, bucket: &str) {
-        assert_eq!(self.request("PUT", &format!("/{bucket}")), Some(200));
-    }
-
-    /// The AWS_* settings that point a client at this server.
-    pub fn env(&self) -> Vec<(String, String)> {
-        vec![
-            ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
-            ("AWS_REGION".into(), "us-east-1".into()),
-            ("AWS_ENDPOINT_URL".into(), self.endpoint()),
-        ]
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 pub const STAMP: &str = "master-20261126T031500Z-gabc1234";
 

@@ -22,12 +22,14 @@ pub struct Server {
     server: Option<dropshot::HttpServer<Arc<ServerContext>>>,
 }
 
+/// Server options for `dir` on a free loopback port.
+pub fn options(dir: &Path) -> imgapi_server::Options {
+    imgapi_server::Options::new(dir, "127.0.0.1:0".parse().unwrap())
+}
+
 impl Server {
     pub fn start(dir: &Path) -> Server {
-        Self::start_with(imgapi_server::Options::new(
-            dir,
-            "127.0.0.1:0".parse().unwrap(),
-        ))
+        Self::start_with(options(dir))
     }
 
     pub fn start_with(opts: imgapi_server::Options) -> Server {
@@ -124,6 +126,18 @@ pub async fn tritonadm(args: &[&str]) -> Output {
         .expect("running tritonadm")
 }
 
+/// `tritonadm --imgapi-url URL image import -m MANIFEST -f FILE [extra...]`.
+pub async fn import(url: &str, manifest: &Path, file: &Path, extra: &[&str]) -> Output {
+    let (m, f) = (manifest.to_str().unwrap(), file.to_str().unwrap());
+    let args = ["--imgapi-url", url, "image", "import", "-m", m, "-f", f];
+    tritonadm(&[&args[..], extra].concat()).await
+}
+
+/// `tritonadm --imgapi-url URL image list --name NAME`: the table.
+pub async fn list_named(url: &str, name: &str) -> String {
+    stdout(&tritonadm(&["--imgapi-url", url, "image", "list", "--name", name]).await)
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -141,5 +155,17 @@ pub fn quiet_opts(source: &str) -> tritonadm::import::ImportOptions {
         source: source.to_string(),
         show_progress: false,
         ..Default::default()
+    }
+}
+
+/// Import `images` into the server at `url` with the library, in order
+/// (origins first); no origin is fetched from anywhere else.
+pub async fn seed(url: &str, images: &[&Fixture]) {
+    let api = lib_client(url);
+    let opts = quiet_opts("http://127.0.0.1:9");
+    for f in images {
+        tritonadm::import::import_image(&api, &f.manifest, &f.file, &opts)
+            .await
+            .unwrap();
     }
 }

@@ -26,10 +26,16 @@ chmod 0755 "$SVC_ROOT/etc"
 # Let config-agent render our SAPI template (it writes etc/config.json and
 # runs post_cmd, which refreshes the service).
 CONFIG_AGENT_JSON=/opt/smartdc/config-agent/etc/config.json
-if [[ -f $CONFIG_AGENT_JSON ]] && ! grep -q "$SVC_ROOT/sapi_manifests" "$CONFIG_AGENT_JSON"; then
-    /usr/bin/json -I -f "$CONFIG_AGENT_JSON" \
-        -e "this.localManifestDirs = this.localManifestDirs || {}; this.localManifestDirs['triton-api'] = ['$SVC_ROOT/sapi_manifests']"
-    svcadm restart svc:/smartdc/application/config-agent:default || true
+if [[ -f $CONFIG_AGENT_JSON ]]; then
+    if ! grep -q "$SVC_ROOT/sapi_manifests" "$CONFIG_AGENT_JSON"; then
+        /usr/bin/json -I -f "$CONFIG_AGENT_JSON" \
+            -e "this.localManifestDirs = this.localManifestDirs || {}; this.localManifestDirs['triton-api'] = ['$SVC_ROOT/sapi_manifests']"
+    fi
+    # Restarted on every unfinished setup, not only after the edit: if a
+    # restart failed on an earlier boot, the edit is there but was never
+    # read. A failed restart fails setup (errexit; no marker, so the next
+    # boot retries) instead of leaving the template unrendered.
+    svcadm restart svc:/smartdc/application/config-agent:default
 fi
 
 /opt/smartdc/boot/configure.sh

@@ -112,14 +112,17 @@ impl LocalStore {
             Ok(t) if t == Path::new(stamp) => return Ok(false),
             Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(_) if path.is_dir() => {
-                return Err(Error::BadRemote {
-                    object: path.display().to_string(),
-                    reason: "is a directory, expected a symlink to a stamp dir".into(),
-                });
+            // EINVAL: not a symlink. A directory is a damaged store; a
+            // regular file (an object-style pointer copied in) is replaced.
+            Err(e) if e.kind() == ErrorKind::InvalidInput => {
+                if path.is_dir() {
+                    return Err(Error::BadRemote {
+                        object: path.display().to_string(),
+                        reason: "is a directory, expected a symlink to a stamp dir".into(),
+                    });
+                }
             }
-            // A regular file (an object-style pointer copied in): replace it.
-            Err(_) => {}
+            Err(e) => return Err(Error::io(&path, e)),
         }
         let parent = create_parent(&path)?;
         let tmp = temp_for(&path);

@@ -199,9 +199,12 @@ pub async fn upload(opts: &UploadOptions, ctx: Arc<Ctx>) -> Result<UploadReport>
     for c in &comps {
         let key = c.layout.md5sums(&c.stamp.full);
         let sums = match store.get_small(&key).await? {
-            Some(body) => {
-                layout::parse_md5sums(&store.location(&key), &String::from_utf8_lossy(&body)).ok()
-            }
+            // A stored md5sums.txt that does not parse is a damaged store,
+            // not an absent one: say so rather than re-upload over it.
+            Some(body) => Some(layout::parse_md5sums(
+                &store.location(&key),
+                &String::from_utf8_lossy(&body),
+            )?),
             None => None,
         };
         stored_sums.push(sums);

@@ -315,3 +315,27 @@ fn all_components_in_one_run() {
     let err = bits_store::list_components(&tmp.path().join("empty")).unwrap_err();
     assert!(err.is_input(), "{err}");
 }
+
+/// A stored md5sums.txt that does not parse is a damaged store: the
+/// upload stops with an error naming that object, and changes nothing.
+#[test]
+fn damaged_stored_md5sums_is_an_error_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bits = tmp.path().join("bits");
+    let dest = tmp.path().join("store");
+    make_bits(&bits, "triton-api", STAMP, 100_000);
+    rt().block_on(upload(&opts(&bits, &dest, &["triton-api"]), ctx()))
+        .unwrap();
+    let sums = dest.join(format!("triton-api/{STAMP}/md5sums.txt"));
+    fs::write(&sums, "not an md5 line\n").unwrap();
+    let before = tree(&dest);
+    let err = rt()
+        .block_on(upload(&opts(&bits, &dest, &["triton-api"]), ctx()))
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("md5sums.txt") && msg.contains("line 1: not an md5"),
+        "{msg}"
+    );
+    assert_eq!(tree(&dest), before);
+}

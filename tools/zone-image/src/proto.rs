@@ -379,13 +379,21 @@ pub fn validate_proto(def: &ImageDef, plan: &ProtoPlan, proto: &Path) -> Result<
                                 ),
                             ));
                         }
-                        Err(_) if validate::smf::provided_by_origin(program) => {}
-                        Err(_) => {
+                        Err(e)
+                            if e.kind() == std::io::ErrorKind::NotFound
+                                && validate::smf::provided_by_origin(program) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                             return Err(Error::input(
                                 file,
                                 format!("exec_method[{method}].exec"),
                                 format!("{} is not in the proto", program.display()),
                             ));
+                        }
+                        Err(source) => {
+                            return Err(Error::Io {
+                                context: format!("reading {}", in_proto.display()),
+                                source,
+                            });
                         }
                     }
                 }

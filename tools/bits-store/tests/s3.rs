@@ -366,3 +366,97 @@ fn transient_errors_are_retried_and_others_fail_at_once() {
     // The bucket check, plus at most one try per file looked at.
     assert!(proxy.requests.load(Ordering::SeqCst) <= 5, "retried a 403");
 }
+
+/// Connections cut at random points of an upload (20 runs, either
+/// direction): each run ends, after at most one rerun, with the store
+/// identical to an uninterrupted upload, and a run that failed never left
+/// the `-latest` pointer behind (pointers are written last).
+#[test]
+fn cut_connections_then_one_rerun_match_an_uninterrupted_upload() {
+    use fault_proxy::{Action, Direction, FaultProxy};
+
+    let moto = Moto::start().unwrap();
+    moto.create_bucket(BUCKET).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let bits = tmp.path().join("bits");
+    // Multipart (two parts) plus three single-PUT files.
+    let size = PART_SIZE + 4096;
+    make_bits(&bits, "triton-api", STAMP, size);
+    let s3 = client(&moto);
+
+    rt().block_on(upload(&opts(&moto, &bits, "s3://bits/ref"), ctx()))
+        .unwrap();
+    let strip = |prefix: &str, all: &BTreeMap<String, (String, Option<String>, Option<String>)>| {
+        all.iter()
+            .filter_map(|(k, (md5, _, _))| {
+                k.strip_prefix(&format!("{prefix}/"))
+                    .map(|rel| (rel.to_string(), md5.clone()))
+            })
+            .collect::<BTreeMap<_, _>>()
+    };
+    let reference = strip("ref", &rt().block_on(objects(&s3)));
+    assert_eq!(reference.len(), 6, "{reference:?}");
+    let pointer = "triton-api/master-latest";
+    let want_pointer_body = |prefix: &str| format!("/{BUCKET}/{prefix}/triton-api/{STAMP}\n");
+
+    let upstream = format!("127.0.0.1:{}", moto.port).parse().unwrap();
+    let proxy = FaultProxy::start(upstream).unwrap();
+    let mut env = moto.env();
+    env.push(("AWS_ENDPOINT_URL".into(), proxy.url()));
+    // A fixed seed: a failure names its run, and reruns cut the same way.
+    let mut x = 0x5eed_c0ff_ee12_3457u64;
+    let mut failed_runs = 0;
+    for run in 0..20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let (dir, span) = if run % 4 == 3 {
+            (Direction::Down, 20_000)
+        } else {
+            (Direction::Up, size as u64 + 80_000)
+        };
+        let cut = 1 + x % span;
+        let prefix = format!("cut{run}");
+        let mut o = opts(&moto, &bits, &format!("s3://bits/{prefix}"));
+        o.s3_env = S3Env::from_pairs(env.clone());
+        proxy.arm(dir, cut, Action::Reset);
+        let first = rt().block_on(upload(&o, ctx()));
+        proxy.disarm();
+        let stored = rt().block_on(objects(&s3));
+        let what = format!("run {run}: cut {dir:?} after {cut} bytes");
+        if let Err(e) = first {
+            failed_runs += 1;
+            let msg = e.to_string();
+            assert!(!msg.contains('\n'), "{what}: {msg}");
+            assert!(
+                !stored.contains_key(&format!("{prefix}/{pointer}")),
+                "{what}: pointer written by a failed upload ({msg})"
+            );
+            rt().block_on(upload(&o, ctx()))
+                .unwrap_or_else(|e| panic!("{what}: rerun failed: {e}"));
+        }
+        let stored = rt().block_on(objects(&s3));
+        assert_eq!(
+            strip(&prefix, &stored),
+            reference_with(&reference, &prefix, pointer, &want_pointer_body),
+            "{what}"
+        );
+    }
+    // object_store retries most cuts by itself; either way is fine, but
+    // the proxy must really have cut something.
+    assert!(proxy.fired() >= 15, "only {} cuts fired", proxy.fired());
+    eprintln!("{failed_runs} of 20 cut runs needed a rerun");
+}
+
+/// The reference upload's objects as they must look under `prefix`: the
+/// same bodies, with the pointer naming this prefix's stamp dir.
+fn reference_with(
+    reference: &BTreeMap<String, String>,
+    prefix: &str,
+    pointer: &str,
+    body: &dyn Fn(&str) -> String,
+) -> BTreeMap<String, String> {
+    let mut want = reference.clone();
+    want.insert(pointer.to_string(), md5_hex(body(prefix).as_bytes()));
+    want
+}

@@ -19,7 +19,8 @@ pub enum ImageCmd {
         /// Image name under images/.
         name: String,
     },
-    /// Build an image: binaries, proto, package tarball, ZFS image + manifest.
+    /// Build an image: binaries, proto, package tarball, ZFS image + manifest
+    /// (a tool: installer + manifest).
     Build(BuildArgs),
     /// Publish a built image to an updates server (IMGAPI).
     Publish(crate::publish::Args),
@@ -136,6 +137,20 @@ fn run_build(root: PathBuf, args: BuildArgs) -> Result<()> {
         report.tarball_size,
         report.tarball_sha1
     );
+    if let Some(t) = &report.tool {
+        println!(
+            "installer: {} ({} bytes, sha1 {})",
+            t.installer.display(),
+            t.size,
+            t.sha1
+        );
+        println!(
+            "manifest: {} (uuid {}, version {})",
+            t.manifest_file.display(),
+            t.uuid,
+            t.version
+        );
+    }
     match (&report.zfs, &report.zfs_skipped) {
         (Some(z), _) => {
             println!(
@@ -151,8 +166,8 @@ fn run_build(root: PathBuf, args: BuildArgs) -> Result<()> {
                 z.version
             );
         }
-        (None, Some(why)) => println!("ZFS stage skipped: {why}"),
-        (None, None) => {}
+        (None, Some(why)) if report.tool.is_none() => println!("ZFS stage skipped: {why}"),
+        (None, _) => {}
     }
     println!("stamp: {}", report.stamp);
     Ok(())

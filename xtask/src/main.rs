@@ -60,6 +60,7 @@ fn main() -> ExitCode {
                 _ if e.chain().any(|c| {
                     c.downcast_ref::<bits_store::Error>()
                         .is_some_and(|b| b.is_input())
+                        || c.downcast_ref::<http_signature::Error>().is_some()
                 }) =>
                 {
                     ExitCode::from(EXIT_INPUT)

@@ -8,8 +8,11 @@ use clap::Subcommand;
 
 #[derive(Subcommand)]
 pub enum OpenapiCmd {
-    /// Rewrite every checked-in document from its API trait.
-    Generate,
+    /// Rewrite the checked-in documents from their API traits.
+    Generate {
+        /// Only these documents (file names under `openapi/`); all when none.
+        files: Vec<String>,
+    },
     /// Exit non-zero when a checked-in document has drifted from its trait.
     Check,
 }
@@ -35,7 +38,79 @@ fn apis() -> Vec<ManagedApi> {
             file: "imgapi-client.json",
             render: render_imgapi_client,
         },
+        ManagedApi {
+            file: "sapi.json",
+            render: || {
+                render_trait(
+                    sapi_api::sapi_api_mod::stub_api_description(),
+                    "SAPI",
+                    sapi_api::API_VERSION,
+                    "Triton Services API: the subset the toolchain uses",
+                )
+            },
+        },
+        ManagedApi {
+            file: "vmapi.json",
+            render: || {
+                render_trait(
+                    vmapi_api::vmapi_api_mod::stub_api_description(),
+                    "VMAPI",
+                    vmapi_api::API_VERSION,
+                    "Triton VMs API: the subset the toolchain uses",
+                )
+            },
+        },
+        ManagedApi {
+            file: "napi.json",
+            render: || {
+                render_trait(
+                    napi_api::napi_api_mod::stub_api_description(),
+                    "NAPI",
+                    napi_api::API_VERSION,
+                    "Triton Networking API: the subset the toolchain uses",
+                )
+            },
+        },
+        ManagedApi {
+            file: "papi.json",
+            render: || {
+                render_trait(
+                    papi_api::papi_api_mod::stub_api_description(),
+                    "PAPI",
+                    papi_api::API_VERSION,
+                    "Triton Package API: the subset the toolchain uses",
+                )
+            },
+        },
+        ManagedApi {
+            file: "cnapi.json",
+            render: || {
+                render_trait(
+                    cnapi_api::cnapi_api_mod::stub_api_description(),
+                    "CNAPI",
+                    cnapi_api::API_VERSION,
+                    "Triton Compute Node API: the subset the toolchain uses",
+                )
+            },
+        },
     ]
+}
+
+/// The document of a trait whose checked-in document is exactly what
+/// Dropshot generates.
+fn render_trait<E: std::fmt::Display>(
+    api: Result<dropshot::ApiDescription<dropshot::StubContext>, E>,
+    title: &str,
+    version: &str,
+    description: &str,
+) -> Result<String> {
+    let api = api.map_err(|e| anyhow::anyhow!("{title} description: {e}"))?;
+    let version: semver::Version = version.parse()?;
+    let doc = api
+        .openapi(title, version)
+        .description(description)
+        .json()?;
+    finish(serde_json::to_vec_pretty(&doc)?)
 }
 
 fn imgapi_document() -> Result<serde_json::Value> {
@@ -99,8 +174,19 @@ fn dir() -> PathBuf {
 
 pub fn run(cmd: OpenapiCmd) -> Result<()> {
     let dir = dir();
+    if let OpenapiCmd::Generate { files } = &cmd
+        && let Some(unknown) = files.iter().find(|f| !apis().iter().any(|a| a.file == *f))
+    {
+        bail!("openapi/{unknown} is not a managed document");
+    }
     let mut drifted = Vec::new();
     for api in apis() {
+        if let OpenapiCmd::Generate { files } = &cmd
+            && !files.is_empty()
+            && !files.iter().any(|f| f == api.file)
+        {
+            continue;
+        }
         let path = dir.join(api.file);
         let fresh = (api.render)().with_context(|| format!("generating {}", api.file))?;
         let current = match std::fs::read_to_string(&path) {
@@ -109,7 +195,7 @@ pub fn run(cmd: OpenapiCmd) -> Result<()> {
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
         match cmd {
-            OpenapiCmd::Generate => {
+            OpenapiCmd::Generate { .. } => {
                 if current.as_deref() == Some(fresh.as_str()) {
                     println!("unchanged: {}", path.display());
                     continue;

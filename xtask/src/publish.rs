@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use http_signature::KeySpec;
 use tritonadm::imgapi::{ConnectOptions, Imgapi};
 use tritonadm::import::{DEFAULT_SOURCE, ImportOptions, Outcome};
 
@@ -30,10 +31,13 @@ pub struct Args {
     /// IMGAPI to fetch missing origin images from.
     #[arg(long, default_value = DEFAULT_SOURCE)]
     pub source: String,
-    /// RSA private key to sign requests with.
+    /// Key to sign requests with: a private key file (RSA, ECDSA P-256/P-384,
+    /// Ed25519; a passphrase-protected one is used through ssh-agent), or
+    /// the MD5 fingerprint of a key in ssh-agent. Default: the agent's only
+    /// key.
     #[arg(long, env = "UPDATES_IMGADM_IDENTITY", requires = "user")]
-    pub key: Option<PathBuf>,
-    /// User the key belongs to.
+    pub key: Option<String>,
+    /// User the key belongs to; requests are signed when it is set.
     #[arg(long, env = "UPDATES_IMGADM_USER")]
     pub user: Option<String>,
     /// Do not verify TLS certificates.
@@ -95,8 +99,18 @@ pub fn locate(bits: &Path, name: &str) -> Result<Publishable> {
             format!("{stamp:?} is not <branch>-<YYYYmmddTHHMMSSZ>-g<sha>[-dirty]"),
         )
     })?;
-    let manifest = dir.join(format!("{name}-zfs-{stamp}.imgmanifest"));
-    let file = dir.join(format!("{name}-zfs-{stamp}.zfs.gz"));
+    // A tool ships its installer (zone_image::tool), a zone image its ZFS
+    // stream.
+    let tool_manifest = dir.join(zone_image::tool::manifest_name(name, &stamp));
+    let (manifest, file) = if tool_manifest.is_file() {
+        let installer = dir.join(zone_image::tool::installer_name(name, &stamp));
+        (tool_manifest, installer)
+    } else {
+        (
+            dir.join(format!("{name}-zfs-{stamp}.imgmanifest")),
+            dir.join(format!("{name}-zfs-{stamp}.zfs.gz")),
+        )
+    };
     for p in [&manifest, &file] {
         if !p.is_file() {
             return Err(input(p, "file", "missing (named by latest-build-stamp)"));
@@ -152,9 +166,19 @@ pub fn run(args: Args) -> Result<()> {
         .channel
         .clone()
         .unwrap_or_else(|| zone_image::stamp::channel_for_branch(&p.branch).to_string());
-    let signer = match (&args.key, &args.user) {
-        (Some(key), Some(user)) => Some(Arc::new(http_signature_signer(user, key)?)),
-        _ => None,
+    let signer = match &args.user {
+        Some(user) => {
+            let spec = KeySpec::new(
+                user,
+                args.key.as_deref(),
+                "UPDATES_IMGADM_IDENTITY (or --key)",
+            );
+            let s = http_signature::resolve(&spec)?;
+            let via = if s.uses_agent() { " via ssh-agent" } else { "" };
+            println!("signing as {} ({}{via})", s.key_id(), s.algorithm());
+            Some(Arc::new(s))
+        }
+        None => None,
     };
     let api = Imgapi::connect(
         &args.url,
@@ -189,10 +213,6 @@ pub fn run(args: Args) -> Result<()> {
         println!("published {} {} as {}", i.name, i.version, i.uuid);
     }
     Ok(())
-}
-
-fn http_signature_signer(user: &str, key: &Path) -> Result<http_signature::Signer> {
-    http_signature::Signer::from_file(user, key).map_err(|e| input(key, "key", e.to_string()))
 }
 
 #[cfg(test)]

@@ -312,25 +312,92 @@ fn builds_the_package_tarball() {
     assert!(stderr(&out).contains("dev image"), "{}", stderr(&out));
 }
 
+/// Busy loops on every core while alive: a CI runner is never idle, and
+/// under load the compressor's workers finish blocks in varying order.
+struct CpuHogs(Vec<std::process::Child>);
+
+impl CpuHogs {
+    fn start() -> CpuHogs {
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+        let spawn = || {
+            Command::new("sh")
+                .args(["-c", "while :; do :; done"])
+                .spawn()
+                .expect("spawn a cpu hog")
+        };
+        CpuHogs((0..n).map(|_| spawn()).collect())
+    }
+}
+
+impl Drop for CpuHogs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 #[test]
-fn same_commit_and_stamp_give_identical_tarballs() {
+fn same_commit_and_stamp_give_identical_tarballs_even_under_load() {
     let fx = Fixture::new();
+    // Several compression blocks of mixed compressibility.
+    let mut blob = Vec::with_capacity(6 << 20);
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    while blob.len() < 6 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if (blob.len() >> 19) % 2 == 0 {
+            blob.extend_from_slice(format!("line {} of text\n", x % 1000).as_bytes());
+        } else {
+            blob.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    fs::write(fx.image().join("lib/blob.bin"), &blob).expect("write blob");
+    git(&fx.ws, &["add", "-A"]);
+    git(&fx.ws, &["commit", "-q", "-m", "blob"]);
     let env = [("TIMESTAMP", "20261126T031500Z")];
-    let (da, db) = (fx.ws.join("bits-a"), fx.ws.join("bits-b"));
-    let a = fx.build(&["--bits-dir", &da.to_string_lossy()], &env);
-    assert!(a.status.success(), "{}", stderr(&a));
-    let b = fx.build(&["--bits-dir", &db.to_string_lossy(), "--force"], &env);
-    assert!(b.status.success(), "{}", stderr(&b));
+    let dirs: Vec<PathBuf> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|n| fx.ws.join(format!("bits-{n}")))
+        .collect();
+    for (i, d) in dirs.iter().enumerate() {
+        let _hogs = (i > 0).then(CpuHogs::start);
+        let out = fx.build(&["--bits-dir", &d.to_string_lossy(), "--force"], &env);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
     let read = |d: &Path| {
         let t = tarball(&d.join("demo"));
         let bytes = fs::read(&t).expect("read tarball");
         (t, bytes)
     };
-    let (ta, ba) = read(&da);
-    let (tb, bb) = read(&db);
-    assert_eq!(ta.file_name(), tb.file_name());
+    let (ta, ba) = read(&dirs[0]);
     assert!(ta.to_string_lossy().contains("20261126T031500Z"));
-    assert!(ba == bb, "tarballs differ");
+    assert!(ba.len() > 1 << 20, "the tarball spans several blocks");
+    for d in &dirs[1..] {
+        let (tb, bb) = read(d);
+        assert_eq!(ta.file_name(), tb.file_name());
+        assert!(ba == bb, "{} differs from {}", tb.display(), ta.display());
+    }
+    // Published bits are immutable: a rebuilt, unchanged stamp uploads
+    // again as a no-op instead of an md5 conflict.
+    let store = fx.ws.join("store");
+    for d in [&dirs[0], &dirs[3]] {
+        let out = fx.xtask(
+            &[
+                "bits",
+                "upload",
+                "demo",
+                "--bits-dir",
+                &d.to_string_lossy(),
+                "--dest",
+                &store.to_string_lossy(),
+            ],
+            &[],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
 }
 
 #[test]

@@ -5,6 +5,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::Output;
 
+use http_signature::testing::{Agent, KeyPair, KeyType, ssh_keygen};
 use sha1::Digest as _;
 
 const STAMP: &str = "master-20261126T040638Z-gabc1234";
@@ -42,15 +43,27 @@ fn bits(dir: &Path, dev_build: bool) -> uuid::Uuid {
 }
 
 async fn publish(dir: &Path, url: &str, extra: &[&str]) -> Output {
+    publish_env(dir, url, extra, &[]).await
+}
+
+/// `publish` with only the key settings in `env` (the caller's own
+/// UPDATES_IMGADM_* and ssh-agent are not inherited).
+async fn publish_env(dir: &Path, url: &str, extra: &[&str], env: &[(&str, &str)]) -> Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(["image", "publish", "demo", "--url", url, "--bits-dir"])
         .arg(dir.join("bits"))
         .args(extra)
         .env_remove("UPDATES_IMGADM_IDENTITY")
         .env_remove("UPDATES_IMGADM_USER")
+        .env_remove("SSH_AUTH_SOCK")
+        .envs(env.iter().copied())
         .output()
         .await
         .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn stderr(o: &Output) -> String {
@@ -102,7 +115,7 @@ async fn publish_signed_into_the_branch_channel() {
     )
     .await;
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("already active"));
+    assert!(stdout(&out).contains("already active"));
     server.close().await.unwrap();
 }
 
@@ -116,4 +129,155 @@ async fn missing_stamp_is_an_input_error() {
         err.contains("latest-build-stamp") && err.contains("image build demo"),
         "{err}"
     );
+}
+
+/// Options for an updates server whose `--auth-keys` file lists `keys`.
+fn options_with_keys(dir: &Path, keys: &[&KeyPair]) -> imgapi_server::Options {
+    let auth_keys = dir.join("authorized_keys");
+    let lines: String = keys.iter().map(|k| format!("{}\n", k.public)).collect();
+    std::fs::write(&auth_keys, lines).unwrap();
+    let mut opts = imgapi_server::Options::new(&dir.join("imgapi"), "127.0.0.1:0".parse().unwrap());
+    opts.auth = Some(http_signature::KeyRing::load(&auth_keys).unwrap());
+    opts
+}
+
+async fn state(url: &str, uuid: uuid::Uuid) -> serde_json::Value {
+    reqwest::get(format!("{url}/images/{uuid}?channel=dev"))
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["state"]
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_with_rsa_ecdsa_and_ed25519_keys_from_files_and_ssh_agent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let agent = Agent::start(tmp.path()).unwrap();
+    let socket = agent.socket.to_str().unwrap().to_string();
+    let mut keys = Vec::new();
+    for kind in KeyType::ALL {
+        // The P-384 key is passphrase-protected: usable only via the agent.
+        let pass = if kind == KeyType::EcdsaP384 {
+            "p384 secret"
+        } else {
+            ""
+        };
+        let key = ssh_keygen(tmp.path(), &format!("{kind:?}"), kind, pass).unwrap();
+        agent.add(&key.private, pass).unwrap();
+        keys.push(key);
+    }
+    let server = imgapi_server::start(options_with_keys(
+        tmp.path(),
+        &keys.iter().collect::<Vec<_>>(),
+    ))
+    .unwrap();
+    let url = format!("http://{}", server.local_addr());
+
+    let mut runs = Vec::new();
+    for key in &keys {
+        let file = key.private.to_str().unwrap().to_string();
+        let by_file = key.public.starts_with("ecdsa-sha2-nistp384");
+        if !by_file {
+            // Unencrypted files sign by themselves, with an agent running.
+            runs.push((
+                format!("--key {file}"),
+                vec!["--key".to_string(), file.clone()],
+                vec![],
+                false,
+            ));
+        }
+        runs.push((
+            format!("UPDATES_IMGADM_IDENTITY={}", key.md5),
+            vec![],
+            vec![("UPDATES_IMGADM_IDENTITY", key.md5.clone())],
+            true,
+        ));
+        if by_file {
+            runs.push((
+                format!("--key {file} (encrypted)"),
+                vec!["--key".to_string(), file],
+                vec![],
+                true,
+            ));
+        }
+    }
+    for (i, (what, flags, env, via_agent)) in runs.iter().enumerate() {
+        let dir = tmp.path().join(format!("run{i}"));
+        let uuid = bits(&dir, false);
+        let mut args = vec!["--user", "ops"];
+        args.extend(flags.iter().map(String::as_str));
+        let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        env.push(("SSH_AUTH_SOCK", &socket));
+        let out = publish_env(&dir, &url, &args, &env).await;
+        assert!(out.status.success(), "{what}: {}", stderr(&out));
+        assert_eq!(
+            stdout(&out).contains("via ssh-agent)"),
+            *via_agent,
+            "{what}: {}",
+            stdout(&out)
+        );
+        assert_eq!(state(&url, uuid).await, "active", "{what}");
+    }
+    // Every key and every way of naming it was used.
+    assert_eq!(runs.len(), 8);
+
+    // A key the server does not list is refused by the server.
+    let stranger = ssh_keygen(tmp.path(), "stranger", KeyType::Ed25519, "").unwrap();
+    let dir = tmp.path().join("stranger-run");
+    bits(&dir, false);
+    let out = publish_env(
+        &dir,
+        &url,
+        &["--user", "ops", "--key", stranger.private.to_str().unwrap()],
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("401"), "{}", stderr(&out));
+    server.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_with_several_keys_needs_the_fingerprint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let agent = Agent::start(tmp.path()).unwrap();
+    let socket = agent.socket.to_str().unwrap();
+    let first = ssh_keygen(tmp.path(), "first", KeyType::Ed25519, "").unwrap();
+    let second = ssh_keygen(tmp.path(), "second", KeyType::EcdsaP256, "").unwrap();
+    let server = imgapi_server::start(options_with_keys(tmp.path(), &[&first, &second])).unwrap();
+    let url = format!("http://{}", server.local_addr());
+    let user = [("UPDATES_IMGADM_USER", "ops"), ("SSH_AUTH_SOCK", socket)];
+
+    // One key in the agent: used without being named.
+    agent.add(&first.private, "").unwrap();
+    let dir = tmp.path().join("one");
+    let uuid = bits(&dir, false);
+    let out = publish_env(&dir, &url, &[], &user).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "signing as /ops/keys/{} (ed25519-sha512 via ssh-agent)",
+            first.md5
+        )),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(state(&url, uuid).await, "active");
+
+    // Two: the client cannot know which one the server knows.
+    agent.add(&second.private, "").unwrap();
+    let dir = tmp.path().join("two");
+    bits(&dir, false);
+    let out = publish_env(&dir, &url, &[], &user).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("holds 2 keys")
+            && err.contains("set UPDATES_IMGADM_IDENTITY (or --key) to the MD5 fingerprint of the one the server knows"),
+        "{err}"
+    );
+    server.close().await.unwrap();
 }

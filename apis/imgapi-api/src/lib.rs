@@ -10,8 +10,8 @@
 
 use chrono::{DateTime, Utc};
 use dropshot::{
-    Body, ErrorStatusCode, HttpError, HttpResponseDeleted, HttpResponseError, HttpResponseOk, Path,
-    Query, RequestContext, StreamingBody, UntypedBody,
+    Body, HttpResponseDeleted, HttpResponseOk, Path, Query, RequestContext, StreamingBody,
+    UntypedBody,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -27,103 +27,96 @@ pub const MAX_FILE_SIZE: u64 = 20 * 1024 * 1024 * 1024;
 // ---------------------------------------------------------------------------
 // Manifest
 
-/// `state`: computed by the server from activation and `disabled`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ImageState {
-    Active,
-    #[default]
-    Unactivated,
-    Disabled,
-    Creating,
-    Failed,
+// COORDINATOR NOTE (remove when done): for enums that must carry unknown values
+// (`Other(String)`), use the shared `wire-enum` crate (apis/wire-enum, macro
+// `wire_enum::wire_enum!`) that the SAPI/VMAPI helper created: say it once.
+// Values a newer IMGAPI may add to these enums are kept as `Other(String)`
+// (see `wire_enum`): one image with a new `type` must not make a whole
+// listing unreadable.
+
+wire_enum::wire_enum! {
+    /// `state`: computed by the server from activation and `disabled`.
+    #[derive(Default)]
+    pub enum ImageState {
+        Active = "active",
+        #[default]
+        Unactivated = "unactivated",
+        Disabled = "disabled",
+        Creating = "creating",
+        Failed = "failed",
+    }
 }
 
 impl ImageState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ImageState::Active => "active",
-            ImageState::Unactivated => "unactivated",
-            ImageState::Disabled => "disabled",
-            ImageState::Creating => "creating",
-            ImageState::Failed => "failed",
-        }
-    }
-
     /// Activated at some point: active, or disabled after activation.
-    pub fn is_activated(self) -> bool {
+    pub fn is_activated(&self) -> bool {
         matches!(self, ImageState::Active | ImageState::Disabled)
     }
 }
 
-/// `type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum ImageType {
-    ZoneDataset,
-    LxDataset,
-    Zvol,
-    Docker,
-    Lxd,
-    Other,
-}
-
-impl ImageType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ImageType::ZoneDataset => "zone-dataset",
-            ImageType::LxDataset => "lx-dataset",
-            ImageType::Zvol => "zvol",
-            ImageType::Docker => "docker",
-            ImageType::Lxd => "lxd",
-            ImageType::Other => "other",
-        }
+wire_enum::wire_enum! {
+    /// `type`.
+    pub enum ImageType {
+        ZoneDataset = "zone-dataset",
+        LxDataset = "lx-dataset",
+        Zvol = "zvol",
+        Docker = "docker",
+        Lxd = "lxd",
+        /// The documented value `other` (tools, installers); `Other(_)` is
+        /// a value this contract does not know.
+        OtherType = "other",
     }
 }
 
-/// `os`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ImageOs {
-    Smartos,
-    Linux,
-    Windows,
-    Bsd,
-    Illumos,
-    Other,
-}
-
-impl ImageOs {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ImageOs::Smartos => "smartos",
-            ImageOs::Linux => "linux",
-            ImageOs::Windows => "windows",
-            ImageOs::Bsd => "bsd",
-            ImageOs::Illumos => "illumos",
-            ImageOs::Other => "other",
-        }
+wire_enum::wire_enum! {
+    /// `os`.
+    pub enum ImageOs {
+        Smartos = "smartos",
+        Linux = "linux",
+        Windows = "windows",
+        Bsd = "bsd",
+        Illumos = "illumos",
+        /// The documented value `other`; `Other(_)` is a value this
+        /// contract does not know.
+        OtherOs = "other",
     }
 }
 
-/// `files[].compression`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    Bzip2,
-    Gzip,
-    None,
-}
-
-impl Compression {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Compression::Bzip2 => "bzip2",
-            Compression::Gzip => "gzip",
-            Compression::None => "none",
-        }
+wire_enum::wire_enum! {
+    /// `files[].compression`: what sdc-imgapi accepts today (its
+    /// `VALID_FILE_COMPRESSIONS`; the reference's table predates `xz`).
+    pub enum Compression {
+        Bzip2 = "bzip2",
+        Gzip = "gzip",
+        Xz = "xz",
+        None = "none",
     }
 }
+
+/// `Content-MD5` of a file as IMGAPI sends it with GetImageFile: the
+/// base64 of the MD5 digest. Hash as the bytes stream, then compare
+/// [`ContentMd5::finish`] with the header.
+#[derive(Clone, Default)]
+pub struct ContentMd5(md5::Md5);
+
+impl ContentMd5 {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        md5::Digest::update(&mut self.0, bytes);
+    }
+
+    /// The header value for the bytes seen.
+    pub fn finish(self) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(md5::Digest::finalize(self.0))
+    }
+}
+
+/// The `Content-MD5` response header.
+pub const CONTENT_MD5: &str = "content-md5";
 
 /// Whether `s` has the form of `files[].sha1`: 40 hex digits.
 pub fn is_sha1_hex(s: &str) -> bool {
@@ -455,159 +448,9 @@ pub struct ChannelAddBody {
 // ---------------------------------------------------------------------------
 // Errors
 
-/// A restify-style error body, as sdc-imgapi sends: `code` is one of the
-/// documented codes (`ResourceNotFound`, `ValidationFailed`, ...).
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct ImgapiError {
-    pub code: String,
-    pub message: String,
-    #[serde(skip)]
-    status: Option<ErrorStatusCode>,
-}
-
-impl ImgapiError {
-    pub fn new(status: ErrorStatusCode, code: &str, message: impl Into<String>) -> Self {
-        ImgapiError {
-            code: code.to_string(),
-            message: message.into(),
-            status: Some(status),
-        }
-    }
-
-    pub fn not_found(uuid: &Uuid) -> Self {
-        Self::new(
-            ErrorStatusCode::NOT_FOUND,
-            "ResourceNotFound",
-            format!("image {uuid} was not found"),
-        )
-    }
-
-    pub fn validation(message: impl Into<String>) -> Self {
-        Self::new(
-            ErrorStatusCode::UNPROCESSABLE_ENTITY,
-            "ValidationFailed",
-            message,
-        )
-    }
-
-    pub fn invalid_parameter(message: impl Into<String>) -> Self {
-        Self::new(
-            ErrorStatusCode::UNPROCESSABLE_ENTITY,
-            "InvalidParameter",
-            message,
-        )
-    }
-
-    pub fn upload(message: impl Into<String>) -> Self {
-        Self::new(ErrorStatusCode::BAD_REQUEST, "Upload", message)
-    }
-
-    pub fn download(message: impl Into<String>) -> Self {
-        Self::new(ErrorStatusCode::BAD_REQUEST, "Download", message)
-    }
-
-    pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(ErrorStatusCode::UNAUTHORIZED, "UnauthorizedError", message)
-    }
-
-    pub fn remote_source(message: impl Into<String>) -> Self {
-        Self::new(
-            ErrorStatusCode::SERVICE_UNAVAILABLE,
-            "RemoteSourceError",
-            message,
-        )
-    }
-
-    pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(
-            ErrorStatusCode::INTERNAL_SERVER_ERROR,
-            "InternalError",
-            message,
-        )
-    }
-
-    /// A status code for a restify code name, as `GET /ping?error=` needs.
-    pub fn from_code(code: &str, message: impl Into<String>) -> Self {
-        let status = match code {
-            "ValidationFailed"
-            | "InvalidParameter"
-            | "ImageFilesImmutable"
-            | "ImageAlreadyActivated"
-            | "NoActivationNoFile"
-            | "OwnerDoesNotExist"
-            | "AccountDoesNotExist"
-            | "NotImageOwner"
-            | "NotMantaPathOwner"
-            | "OriginDoesNotExist"
-            | "OriginIsNotActive"
-            | "InsufficientServerVersion"
-            | "ImageHasDependentImages" => ErrorStatusCode::UNPROCESSABLE_ENTITY,
-            "OperatorOnly" => ErrorStatusCode::FORBIDDEN,
-            "ImageUuidAlreadyExists" => ErrorStatusCode::CONFLICT,
-            "Upload" | "Download" | "NotImplemented" | "InvalidHeader" | "BadRequestError" => {
-                ErrorStatusCode::BAD_REQUEST
-            }
-            "StorageIsDown"
-            | "StorageUnsupported"
-            | "RemoteSourceError"
-            | "ServiceUnavailableError" => ErrorStatusCode::SERVICE_UNAVAILABLE,
-            "NotAvailable" => ErrorStatusCode::NOT_IMPLEMENTED,
-            "ResourceNotFound" => ErrorStatusCode::NOT_FOUND,
-            "UnauthorizedError" => ErrorStatusCode::UNAUTHORIZED,
-            _ => ErrorStatusCode::INTERNAL_SERVER_ERROR,
-        };
-        Self::new(status, code, message)
-    }
-
-    pub fn status(&self) -> ErrorStatusCode {
-        self.status
-            .unwrap_or(ErrorStatusCode::INTERNAL_SERVER_ERROR)
-    }
-}
-
-impl std::fmt::Display for ImgapiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.code, self.message)
-    }
-}
-
-impl std::error::Error for ImgapiError {}
-
-/// Errors from Dropshot's extractors (bad query, bad body) get the restify
-/// code for their status, so every error body has the same shape.
-impl From<HttpError> for ImgapiError {
-    fn from(e: HttpError) -> Self {
-        // IMGAPI answers a bad query parameter with 422 InvalidParameter.
-        if e.status_code.as_u16() == 400 && e.external_message.starts_with("unable to parse query")
-        {
-            return ImgapiError::invalid_parameter(e.external_message);
-        }
-        let code = match e.status_code.as_u16() {
-            400 => "BadRequestError",
-            401 => "UnauthorizedError",
-            403 => "ForbiddenError",
-            404 => "ResourceNotFound",
-            405 => "MethodNotAllowedError",
-            406 => "NotAcceptableError",
-            413 => "PayloadTooLargeError",
-            415 => "UnsupportedMediaTypeError",
-            422 => "ValidationFailed",
-            503 => "ServiceUnavailableError",
-            _ => "InternalError",
-        };
-        ImgapiError {
-            code: code.to_string(),
-            message: e.external_message,
-            status: Some(e.status_code),
-        }
-    }
-}
-
-impl HttpResponseError for ImgapiError {
-    fn status_code(&self) -> ErrorStatusCode {
-        self.status()
-    }
-}
+/// IMGAPI's errors are restify-style bodies (`{"code", "message"}`) with
+/// sdc-imgapi's codes (`ResourceNotFound`, `ValidationFailed`, ...).
+pub use restify_error::RestError as ImgapiError;
 
 // ---------------------------------------------------------------------------
 // The API
@@ -737,9 +580,9 @@ mod tests {
             T::Zvol,
             T::Docker,
             T::Lxd,
-            T::Other,
+            T::OtherType,
         ] {
-            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+            assert_eq!(serde_json::to_value(&t).unwrap(), t.as_str());
         }
         use ImageOs as O;
         for o in [
@@ -748,18 +591,45 @@ mod tests {
             O::Windows,
             O::Bsd,
             O::Illumos,
-            O::Other,
+            O::OtherOs,
         ] {
-            assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
+            assert_eq!(serde_json::to_value(&o).unwrap(), o.as_str());
         }
+        assert_eq!(serde_json::to_value(Compression::Xz).unwrap(), "xz");
     }
 
     #[test]
-    fn unknown_enum_values_are_refused() {
+    fn unknown_enum_values_are_kept() {
         let text = r#"{"uuid": "01b2c898-945f-11e1-a523-af1afbe22822",
-            "owner": "352971aa-31ba-496c-9ade-a379feaecd52",
-            "name": "x", "version": "1", "type": "zone-dataset", "os": "plan9"}"#;
-        let err = serde_json::from_str::<Image>(text).unwrap_err().to_string();
-        assert!(err.contains("plan9"), "{err}");
+            "owner": "352971aa-31ba-496c-9ade-a379feaecd52", "state": "archived",
+            "name": "x", "version": "1", "type": "wasm-blob", "os": "plan9",
+            "files": [{"sha1": "97f20b32c2016782257176fb58a35e5044f05840",
+                       "size": 1, "compression": "zstd"}]}"#;
+        let image: Image = serde_json::from_str(text).unwrap();
+        assert_eq!(image.os, ImageOs::Other("plan9".into()));
+        assert_eq!(image.image_type, ImageType::Other("wasm-blob".into()));
+        assert_eq!(image.state, ImageState::Other("archived".into()));
+        assert_eq!(
+            image.files[0].compression,
+            Compression::Other("zstd".into())
+        );
+        let back = serde_json::to_value(&image).unwrap();
+        for (k, v) in [
+            ("os", "plan9"),
+            ("type", "wasm-blob"),
+            ("state", "archived"),
+        ] {
+            assert_eq!(back[k], v);
+        }
+        assert_eq!(back["files"][0]["compression"], "zstd");
+    }
+
+    #[test]
+    fn content_md5_is_base64_of_the_digest() {
+        let mut h = ContentMd5::new();
+        h.update(b"hello ");
+        h.update(b"world");
+        // `printf 'hello world' | openssl md5 -binary | base64`
+        assert_eq!(h.finish(), "XrY7u+Ae7tCTyyK7j1rNww==");
     }
 }

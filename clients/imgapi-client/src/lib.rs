@@ -23,7 +23,7 @@ progenitor::generate_api!(
     replace = {
         Image = imgapi_api::Image,
         ImageActionResponse = imgapi_api::ImageActionResponse,
-        ImgapiError = imgapi_api::ImgapiError,
+        RestError = imgapi_api::ImgapiError,
         Channel = imgapi_api::Channel,
         PingResponse = imgapi_api::PingResponse,
         Compression = imgapi_api::Compression,

@@ -15,15 +15,15 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use dropshot::{
     Body, ConfigDropshot, ConfigLogging, ConfigLoggingLevel, ConfigTls, HttpResponseDeleted,
-    HttpResponseOk, HttpServer, Path as PathParam, Query, RequestContext, ServerBuilder,
-    StreamingBody, TypedBody, UntypedBody,
+    HttpResponseOk, Path as PathParam, Query, RequestContext, StreamingBody, TypedBody,
+    UntypedBody,
 };
 use futures::StreamExt as _;
 use imgapi_api::{
-    AddImageFileQuery, Channel, ChannelAddBody, ChannelQuery, CreateImageBody, DeleteImageQuery,
-    GetImageFileQuery, Image, ImageAction, ImageActionQuery, ImageActionResponse, ImageFile,
-    ImagePath, ImageState, ImgapiApi, ImgapiError, ImportRemoteJob, ListImagesQuery, PingQuery,
-    PingResponse, StateFilter,
+    AddImageFileQuery, Channel, ChannelAddBody, ChannelQuery, Compression, ContentMd5,
+    CreateImageBody, DeleteImageQuery, GetImageFileQuery, Image, ImageAction, ImageActionQuery,
+    ImageActionResponse, ImageFile, ImagePath, ImageState, ImgapiApi, ImgapiError, ImportRemoteJob,
+    ListImagesQuery, PingQuery, PingResponse, StateFilter,
 };
 use sha1::{Digest as _, Sha1};
 use tokio::io::AsyncWriteExt as _;
@@ -62,8 +62,8 @@ pub enum StartError {
     Logger(String),
     #[error("building the API description: {0}")]
     Api(String),
-    #[error("listening on {addr}: {message}")]
-    Listen { addr: SocketAddr, message: String },
+    #[error(transparent)]
+    Serve(#[from] restify_error::StartError),
     #[error("HTTP client: {0}")]
     Http(String),
 }
@@ -179,7 +179,7 @@ fn lookup<'a>(
 ) -> Result<&'a mut Image, ImgapiError> {
     match images.get_mut(uuid) {
         Some(image) if in_channel(image, channel) => Ok(image),
-        _ => Err(ImgapiError::not_found(uuid)),
+        _ => Err(ImgapiError::not_found(format_args!("image {uuid}"))),
     }
 }
 
@@ -392,7 +392,7 @@ impl ImgapiApi for ImgapiServer {
             .filter(|i| text_matches(&q.name, &i.name))
             .filter(|i| text_matches(&q.version, &i.version))
             .filter(|i| q.public.is_none_or(|p| i.public == p))
-            .filter(|i| q.os.is_none_or(|os| i.os == os))
+            .filter(|i| q.os.as_ref().is_none_or(|os| i.os == *os))
             .filter(|i| match q.image_type.as_deref() {
                 None => true,
                 Some(t) => match t.strip_prefix('!') {
@@ -432,12 +432,12 @@ impl ImgapiApi for ImgapiServer {
         let uuid = path.into_inner().uuid;
         let q = query.into_inner();
         let channel = ctx.channel(q.channel.as_deref())?;
-        let size = {
+        let (size, sha1) = {
             let mut images = ctx.images.lock().await;
             let image = lookup(&mut images, &uuid, &channel)?;
             let index = q.index.unwrap_or(0) as usize;
             match image.files.get(index) {
-                Some(f) => f.size,
+                Some(f) => (f.size, f.sha1.clone()),
                 None => {
                     return Err(ImgapiError::from_code(
                         "ResourceNotFound",
@@ -446,6 +446,18 @@ impl ImgapiApi for ImgapiServer {
                 }
             }
         };
+        // Every consumer built on Triton's Node client refuses a download
+        // without it.
+        let content_md5 = ctx
+            .store
+            .content_md5(&uuid, &sha1)
+            .map_err(internal)?
+            .ok_or_else(|| {
+                internal(format!(
+                    "image {uuid}: no Content-MD5 is recorded for its file (sha1 {sha1}): \
+                     the stored file did not match its manifest when the store was opened"
+                ))
+            })?;
         let path = ctx.store.file_path(&uuid);
         let file = tokio::fs::File::open(&path)
             .await
@@ -457,6 +469,7 @@ impl ImgapiApi for ImgapiServer {
             .status(http::StatusCode::OK)
             .header(http::header::CONTENT_TYPE, "application/octet-stream")
             .header(http::header::CONTENT_LENGTH, size)
+            .header(imgapi_api::CONTENT_MD5, content_md5)
             .body(body)
             .map_err(internal)
     }
@@ -635,6 +648,12 @@ impl ImgapiApi for ImgapiServer {
         let uuid = path.into_inner().uuid;
         let q = query.into_inner();
         let channel = ctx.channel(q.channel.as_deref())?;
+        if let Compression::Other(c) = &q.compression {
+            return Err(ImgapiError::invalid_parameter(format!(
+                "compression: expected one of {}, got {c:?}",
+                Compression::KNOWN.join(", ")
+            )));
+        }
         if let Some(s) = &q.sha1
             && !imgapi_api::is_sha1_hex(s)
         {
@@ -653,7 +672,12 @@ impl ImgapiApi for ImgapiServer {
             }
         }
         let stream = std::pin::pin!(body.into_stream().map(|r| r.map_err(ImgapiError::from)));
-        let (sha1, size) = receive_file(&ctx, &uuid, stream, q.sha1.as_deref(), q.size).await?;
+        let want = Expect {
+            sha1: q.sha1.as_deref(),
+            size: q.size,
+            content_md5: None,
+        };
+        let (sha1, size) = receive_file(&ctx, &uuid, stream, want).await?;
         let mut images = ctx.images.lock().await;
         let img = lookup(&mut images, &uuid, &channel)?;
         let mut next = img.clone();
@@ -717,15 +741,23 @@ fn hyper_frame(b: bytes::Bytes) -> http_body::Frame<bytes::Bytes> {
     http_body::Frame::data(b)
 }
 
-/// Stream an upload to a temporary file, hashing as it goes; refuse it
-/// (and drop the temporary) on a size or sha1 mismatch, otherwise move it
-/// into place. Returns (sha1, size).
+/// What an upload must match; `None` fields are not checked.
+#[derive(Default)]
+struct Expect<'a> {
+    sha1: Option<&'a str>,
+    size: Option<u64>,
+    /// The source's `Content-MD5`, on import-remote.
+    content_md5: Option<&'a str>,
+}
+
+/// Stream an upload to a temporary file, hashing (sha1 and MD5) as it
+/// goes; refuse it (and drop the temporary) on a mismatch with `want`,
+/// otherwise move it into place. Returns (sha1, size).
 async fn receive_file<S, E>(
     ctx: &ServerContext,
     uuid: &Uuid,
     mut stream: S,
-    want_sha1: Option<&str>,
-    want_size: Option<u64>,
+    want: Expect<'_>,
 ) -> Result<(String, u64), ImgapiError>
 where
     S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
@@ -737,11 +769,12 @@ where
             .await
             .map_err(|e| internal(format!("{}: {e}", tmp.display())))?;
         let mut hasher = Sha1::new();
+        let mut md5 = ContentMd5::new();
         let mut size: u64 = 0;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(Into::into)?;
             size += chunk.len() as u64;
-            if let Some(max) = want_size
+            if let Some(max) = want.size
                 && size > max
             {
                 return Err(ImgapiError::upload(format!(
@@ -752,6 +785,7 @@ where
                 return Err(ImgapiError::upload("file is larger than 20 GiB"));
             }
             hasher.update(&chunk);
+            md5.update(&chunk);
             file.write_all(&chunk)
                 .await
                 .map_err(|e| internal(format!("{}: {e}", tmp.display())))?;
@@ -760,27 +794,37 @@ where
             .await
             .map_err(|e| internal(format!("{}: {e}", tmp.display())))?;
         let sha1 = hex::encode(hasher.finalize());
-        if let Some(want) = want_size
+        let md5 = md5.finish();
+        if let Some(want) = want.size
             && size != want
         {
             return Err(ImgapiError::upload(format!(
                 "size mismatch: declared {want} bytes, received {size}"
             )));
         }
-        if let Some(want) = want_sha1
+        if let Some(want) = want.sha1
             && !want.eq_ignore_ascii_case(&sha1)
         {
             return Err(ImgapiError::upload(format!(
                 "sha1 mismatch: declared {want}, received {sha1}"
             )));
         }
-        Ok((sha1, size))
+        if let Some(want) = want.content_md5
+            && want != md5
+        {
+            return Err(ImgapiError::upload(format!(
+                "Content-MD5 mismatch: the source sent {want}, the bytes received hash to {md5}"
+            )));
+        }
+        Ok((sha1, size, md5))
     }
     .await;
     match result {
-        Ok(v) => {
-            ctx.store.commit_file(uuid, &tmp).map_err(internal)?;
-            Ok(v)
+        Ok((sha1, size, md5)) => {
+            ctx.store
+                .commit_file(uuid, &tmp, &sha1, &md5)
+                .map_err(internal)?;
+            Ok((sha1, size))
         }
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
@@ -822,11 +866,22 @@ async fn import_remote(
             ImgapiError::remote_source(format!("{base}: image {uuid} has no file"))
         })?;
     check_origin(&*ctx.images.lock().await, &manifest)?;
-    let body = get_file.send().await.map_err(|e| remote(&e))?.into_inner();
-    let stream = body
+    let resp = get_file.send().await.map_err(|e| remote(&e))?;
+    let content_md5 = resp
+        .headers()
+        .get(imgapi_api::CONTENT_MD5)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let stream = resp
+        .into_inner()
         .into_inner()
         .map(|r| r.map_err(|e| ImgapiError::download(format!("downloading image {uuid}: {e}"))));
-    receive_file(ctx, &uuid, stream, Some(&file.sha1), Some(file.size))
+    let want = Expect {
+        sha1: Some(&file.sha1),
+        size: Some(file.size),
+        content_md5: content_md5.as_deref(),
+    };
+    receive_file(ctx, &uuid, stream, want)
         .await
         .map_err(|e| ImgapiError::remote_source(format!("{base}: image {uuid}: {}", e.message)))?;
     manifest.files = vec![file];
@@ -849,9 +904,13 @@ pub fn logger(level: ConfigLoggingLevel) -> Result<slog::Logger, StartError> {
         .map_err(|e| StartError::Logger(e.to_string()))
 }
 
-/// Open the store under `opts.dir` and start serving. The returned server
-/// runs on the current tokio runtime.
-pub fn start(opts: Options) -> Result<HttpServer<Arc<ServerContext>>, StartError> {
+/// A running imgapi-server (see [`start`]).
+pub type Server = restify_error::RestServer<Arc<ServerContext>>;
+
+/// Open the store under `opts.dir` and start serving on the current tokio
+/// runtime. Every error body, Dropshot's routing errors included, is
+/// restify-shaped (see `restify_error::start_server`).
+pub fn start(opts: Options) -> Result<Server, StartError> {
     let ctx = Arc::new(ServerContext::open(&opts.dir, opts.auth)?);
     let log = logger(opts.log_level)?;
     let api = imgapi_api::imgapi_api_mod::api_description::<ImgapiServer>()
@@ -862,14 +921,9 @@ pub fn start(opts: Options) -> Result<HttpServer<Arc<ServerContext>>, StartError
         default_request_body_max_bytes: 4 * 1024 * 1024,
         ..Default::default()
     };
-    ServerBuilder::new(api, ctx, log)
-        .config(config)
-        .tls(opts.tls)
-        .start()
-        .map_err(|e| StartError::Listen {
-            addr: opts.listen,
-            message: e.to_string(),
-        })
+    Ok(restify_error::start_server(
+        api, ctx, log, config, opts.tls,
+    )?)
 }
 
 #[cfg(test)]

@@ -2,12 +2,19 @@
 //! `DIR/files/<uuid>/file`. Every write goes to a temporary name in the same
 //! directory, is synced and renamed into place, and the directory is synced,
 //! so whatever was acknowledged survives a crash or restart.
+//!
+//! Beside each file, `file.md5` holds `<sha1> <Content-MD5>`: the MD5 that
+//! GetImageFile sends, computed in the upload's hashing pass. It names the
+//! sha1 it belongs to, so a sidecar that does not match the manifest (a
+//! crash between the two renames of a re-upload, a store from before MD5s
+//! were kept) is recomputed when the store is opened.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use imgapi_api::Image;
+use imgapi_api::{ContentMd5, Image};
+use sha1::Digest as _;
 use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +69,11 @@ impl Store {
             if !image.files.is_empty() && !store.file_path(&image.uuid).exists() {
                 image.files.clear();
             }
+            if let Some(f) = image.files.first()
+                && store.content_md5(&image.uuid, &f.sha1)?.is_none()
+            {
+                store.recompute_md5(&image.uuid, &f.sha1)?;
+            }
             images.insert(image.uuid, image);
         }
         let fdir = store.files_root();
@@ -105,11 +117,74 @@ impl Store {
         Ok(dir.join(format!(".upload-{}", Uuid::new_v4())))
     }
 
-    /// Move a fully written and synced upload into place.
-    pub fn commit_file(&self, uuid: &Uuid, temp: &Path) -> Result<(), StoreError> {
+    fn md5_path(&self, uuid: &Uuid) -> PathBuf {
+        self.file_dir(uuid).join("file.md5")
+    }
+
+    /// Move a fully written and synced upload into place, with the MD5 of
+    /// its content (base64, as `Content-MD5`).
+    pub fn commit_file(
+        &self,
+        uuid: &Uuid,
+        temp: &Path,
+        sha1: &str,
+        content_md5: &str,
+    ) -> Result<(), StoreError> {
+        self.write_md5(uuid, sha1, content_md5)?;
         let dest = self.file_path(uuid);
         std::fs::rename(temp, &dest).map_err(io(&dest))?;
         sync_dir(&self.file_dir(uuid))
+    }
+
+    /// The `Content-MD5` of the image's file, if one is recorded for the
+    /// file with this sha1.
+    pub fn content_md5(&self, uuid: &Uuid, sha1: &str) -> Result<Option<String>, StoreError> {
+        let path = self.md5_path(uuid);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        Ok(match text.trim().split_once(' ') {
+            Some((s, md5)) if s.eq_ignore_ascii_case(sha1) => Some(md5.to_string()),
+            _ => None,
+        })
+    }
+
+    fn write_md5(&self, uuid: &Uuid, sha1: &str, content_md5: &str) -> Result<(), StoreError> {
+        let dir = self.file_dir(uuid);
+        let dest = self.md5_path(uuid);
+        let tmp = dir.join(format!(".md5-{}", Uuid::new_v4()));
+        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        writeln!(f, "{sha1} {content_md5}").map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+        drop(f);
+        std::fs::rename(&tmp, &dest).map_err(io(&dest))
+    }
+
+    /// Hash the stored file again; record its MD5 only if it still has the
+    /// manifest's sha1 (a damaged file gets none, and GetImageFile says so).
+    fn recompute_md5(&self, uuid: &Uuid, sha1: &str) -> Result<(), StoreError> {
+        let path = self.file_path(uuid);
+        let mut f = std::fs::File::open(&path).map_err(io(&path))?;
+        let mut sha = sha1::Sha1::new();
+        let mut md5 = ContentMd5::new();
+        let mut buf = vec![0u8; 1024 * 1024];
+        loop {
+            let n = match std::io::Read::read(&mut f, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io(&path)(e)),
+            };
+            sha.update(&buf[..n]);
+            md5.update(&buf[..n]);
+        }
+        if hex::encode(sha.finalize()).eq_ignore_ascii_case(sha1) {
+            self.write_md5(uuid, sha1, &md5.finish())?;
+            sync_dir(&self.file_dir(uuid))?;
+        }
+        Ok(())
     }
 
     pub fn save(&self, image: &Image) -> Result<(), StoreError> {

@@ -1,15 +1,13 @@
 //! imgapi-server speaks IMGAPI's wire format: raw HTTP requests as the
 //! Node.js clients and curl send them, checked against the API reference.
 
-use std::sync::Arc;
-
-use imgapi_server::{Options, ServerContext};
+use imgapi_server::Options;
 use serde_json::{Value, json};
 use sha1::Digest as _;
 
 struct Srv {
     url: String,
-    server: dropshot::HttpServer<Arc<ServerContext>>,
+    server: imgapi_server::Server,
     http: reqwest::Client,
 }
 
@@ -142,7 +140,7 @@ async fn import_upload_activate_and_errors_follow_the_reference() {
         .await;
     assert_eq!(s, 400);
     assert!(is_restify_error(&body, "Upload"), "{body}");
-    let (s, body) = srv.put_file(&uuid, "compression=xz", data.clone()).await;
+    let (s, body) = srv.put_file(&uuid, "compression=zstd", data.clone()).await;
     assert_eq!(s, 422, "{body}");
     assert!(is_restify_error(&body, "InvalidParameter"), "{body}");
     let (s, body) = srv
@@ -206,7 +204,137 @@ async fn import_upload_activate_and_errors_follow_the_reference() {
         file.headers()["content-length"],
         data.len().to_string().as_str()
     );
+    assert_eq!(file.headers()["content-md5"], content_md5(&data).as_str());
     assert_eq!(file.bytes().await.unwrap().as_ref(), data.as_slice());
+    srv.server.close().await.unwrap();
+}
+
+/// `printf DATA | openssl md5 -binary | base64`, by the real tools.
+fn content_md5(data: &[u8]) -> String {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "openssl md5 -binary | base64"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+async fn get_file(srv: &Srv, uuid: &str) -> (Option<String>, Vec<u8>) {
+    let r = srv
+        .http
+        .get(format!("{}/images/{uuid}/file", srv.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let md5 = r
+        .headers()
+        .get("content-md5")
+        .map(|v| v.to_str().unwrap().to_string());
+    (md5, r.bytes().await.unwrap().to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_errors_are_restify_shaped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = start(tmp.path());
+    let keys = |b: &Value| {
+        let mut k: Vec<String> = b.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    for (req, status, code) in [
+        (
+            srv.http.get(format!("{}/no/such/route", srv.url)),
+            404,
+            "ResourceNotFound",
+        ),
+        (
+            srv.http.patch(format!("{}/images", srv.url)),
+            405,
+            "MethodNotAllowedError",
+        ),
+        (
+            srv.http
+                .post(format!(
+                    "{}/images?account=930896af-bf8c-48d4-885c-6573a94b1853",
+                    srv.url
+                ))
+                .header("content-type", "application/json")
+                .body("{\"name\": "),
+            400,
+            "BadRequestError",
+        ),
+        (
+            srv.http.get(format!("{}/images?state=bogus", srv.url)),
+            422,
+            "InvalidParameter",
+        ),
+    ] {
+        let (s, body) = send(req).await;
+        assert_eq!(s, status, "{body}");
+        assert!(is_restify_error(&body, code), "{body}");
+        assert_eq!(keys(&body), ["code", "message"], "{body}");
+    }
+    srv.server.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newer_manifests_xz_and_content_md5_survive_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = start(tmp.path());
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let mut m = manifest(&uuid, None);
+    m["type"] = json!("wasm-blob");
+    m["os"] = json!("plan9");
+    m["future_field"] = json!({"nested": [1, 2, {"x": null}]});
+    m["requirements"] = json!({"min_platform": {"7.0": "20240101T000000Z"}, "gpu": "any"});
+    let (s, body) = srv.action(&uuid, "import", Some(m.clone())).await;
+    assert_eq!(s, 200, "{body}");
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let (s, body) = srv
+        .put_file(
+            &uuid,
+            &format!("compression=xz&size={}", data.len()),
+            data.clone(),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["files"][0]["compression"], "xz");
+    let (s, _) = srv.action(&uuid, "activate", None).await;
+    assert_eq!(s, 200);
+
+    let check = |body: &Value| {
+        for k in ["type", "os", "future_field", "requirements"] {
+            assert_eq!(body[k], m[k], "{k}: {body}");
+        }
+    };
+    let (_, got) = srv.get(&format!("/images/{uuid}")).await;
+    check(&got);
+    let (_, list) = srv.get("/images").await;
+    check(&list[0]);
+    let (_, list) = srv.get("/images?type=wasm-blob").await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+
+    let want_md5 = content_md5(&data);
+    assert_eq!(
+        get_file(&srv, &uuid).await,
+        (Some(want_md5.clone()), data.clone())
+    );
+    srv.server.close().await.unwrap();
+
+    // A store from before MD5s were kept: the MD5 is recomputed on open.
+    let sidecar = tmp.path().join(format!("files/{uuid}/file.md5"));
+    std::fs::remove_file(&sidecar).unwrap();
+    let srv = start(tmp.path());
+    let (_, got) = srv.get(&format!("/images/{uuid}")).await;
+    check(&got);
+    assert_eq!(get_file(&srv, &uuid).await.0, Some(want_md5));
     srv.server.close().await.unwrap();
 }
 
@@ -318,4 +446,40 @@ async fn writes_need_a_signature_when_keys_are_configured() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["user"], "ops");
     server.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_remote_checks_the_sources_content_md5() {
+    let tmp = tempfile::tempdir().unwrap();
+    let source = start(&tmp.path().join("source"));
+    let target = start(&tmp.path().join("target"));
+    let (good, bad) = (
+        uuid::Uuid::new_v4().to_string(),
+        uuid::Uuid::new_v4().to_string(),
+    );
+    source.add_active(&good, None).await;
+    source.add_active(&bad, None).await;
+    // The source's word about the bytes is wrong, the bytes are right.
+    let sidecar = tmp.path().join(format!("source/files/{bad}/file.md5"));
+    let text = std::fs::read_to_string(&sidecar).unwrap();
+    let (sha1, _) = text.trim().split_once(' ').unwrap();
+    std::fs::write(&sidecar, format!("{sha1} AAAAAAAAAAAAAAAAAAAAAA==\n")).unwrap();
+
+    let from = format!("import-remote&source={}", source.url);
+    let (s, body) = target.action(&good, &from, None).await;
+    assert_eq!(s, 200, "{body}");
+    let (s, body) = target.action(&bad, &from, None).await;
+    assert_eq!(s, 503, "{body}");
+    assert!(is_restify_error(&body, "RemoteSourceError"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("Content-MD5 mismatch"),
+        "{body}"
+    );
+    let (s, _) = target.get(&format!("/images/{bad}")).await;
+    assert_eq!(s, 404, "nothing imported");
+    source.server.close().await.unwrap();
+    target.server.close().await.unwrap();
 }

@@ -7,7 +7,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use imgapi_api::{Compression, Image, ImageAction, ImageActionResponse, ImgapiError, StateFilter};
+use bytes::Bytes;
+use futures::StreamExt as _;
+use futures::stream::BoxStream;
+use imgapi_api::{
+    Compression, ContentMd5, Image, ImageAction, ImageActionResponse, ImgapiError, StateFilter,
+};
 use imgapi_client::Client;
 use uuid::Uuid;
 
@@ -65,6 +70,94 @@ fn api_error(
         message: format!("{op} at {url}: {detail}"),
         status,
     }
+}
+
+/// GetImageFile's error bodies come back as a byte stream (its success
+/// body is one); read the restify error out of it like any other call's.
+async fn typed_file_error(
+    e: imgapi_client::Error<progenitor_client::ByteStream>,
+) -> imgapi_client::Error<ImgapiError> {
+    use futures::TryStreamExt as _;
+    use imgapi_client::Error as E;
+    match e {
+        E::ErrorResponse(rv) => {
+            let (status, headers) = (rv.status(), rv.headers().clone());
+            let chunks: Vec<bytes::Bytes> = match rv.into_inner().into_inner().try_collect().await {
+                Ok(c) => c,
+                Err(re) => return E::ResponseBodyError(re),
+            };
+            let body = chunks.concat();
+            match serde_json::from_slice::<ImgapiError>(&body) {
+                Ok(err) => {
+                    E::ErrorResponse(progenitor_client::ResponseValue::new(err, status, headers))
+                }
+                Err(je) => E::InvalidResponsePayload(body.into(), je),
+            }
+        }
+        E::InvalidRequest(m) => E::InvalidRequest(m),
+        E::CommunicationError(re) => E::CommunicationError(re),
+        E::InvalidUpgrade(re) => E::InvalidUpgrade(re),
+        E::ResponseBodyError(re) => E::ResponseBodyError(re),
+        E::InvalidResponsePayload(b, je) => E::InvalidResponsePayload(b, je),
+        E::UnexpectedResponse(r) => E::UnexpectedResponse(r),
+        E::Custom(m) => E::Custom(m),
+    }
+}
+
+/// A file download as [`Imgapi::get_file`] returns it.
+pub type FileStream = BoxStream<'static, Result<Bytes>>;
+
+/// Pass `inner` through, hashing it; at its end, compare with the server's
+/// `Content-MD5` (when it sent one).
+fn verify_md5(
+    op: String,
+    inner: BoxStream<'static, reqwest::Result<Bytes>>,
+    expected: Option<String>,
+) -> FileStream {
+    struct State {
+        op: String,
+        inner: BoxStream<'static, reqwest::Result<Bytes>>,
+        check: Option<(ContentMd5, String)>,
+        received: u64,
+    }
+    let state = State {
+        op,
+        inner,
+        check: expected.map(|e| (ContentMd5::new(), e)),
+        received: 0,
+    };
+    futures::stream::unfold(Some(state), |state| async move {
+        let mut st = state?;
+        match st.inner.next().await {
+            Some(Ok(chunk)) => {
+                st.received += chunk.len() as u64;
+                if let Some((md5, _)) = &mut st.check {
+                    md5.update(&chunk);
+                }
+                Some((Ok(chunk), Some(st)))
+            }
+            Some(Err(e)) => Some((
+                Err(Error::Other(format!("{}: {}", st.op, error_chain(&e)))),
+                None,
+            )),
+            None => {
+                let (md5, want) = st.check?;
+                let got = md5.finish();
+                (got != want).then(|| {
+                    (
+                        Err(Error::Other(format!(
+                            "{}: Content-MD5 mismatch: the server sent {want}, the {} bytes \
+                             received hash to {got}; the file is damaged on the server or \
+                             in transit",
+                            st.op, st.received
+                        ))),
+                        None,
+                    )
+                })
+            }
+        }
+    })
+    .boxed()
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -234,7 +327,7 @@ impl Imgapi {
         &self,
         uuid: Uuid,
         channel: Option<&str>,
-        compression: Compression,
+        compression: &Compression,
         sha1: &str,
         size: u64,
         body: reqwest::Body,
@@ -243,7 +336,7 @@ impl Imgapi {
             .client
             .add_image_file()
             .uuid(uuid)
-            .compression(compression)
+            .compression(compression.clone())
             .sha1(sha1.to_string())
             .size(size)
             .body(body);
@@ -254,6 +347,40 @@ impl Imgapi {
             .await
             .map(|rv| rv.into_inner())
             .map_err(|e| self.error(&format!("AddImageFile {uuid}"), e))
+    }
+
+    /// ListChannels.
+    pub async fn list_channels(&self) -> Result<Vec<imgapi_api::Channel>> {
+        self.client
+            .list_channels()
+            .send()
+            .await
+            .map(|rv| rv.into_inner())
+            .map_err(|e| self.error("ListChannels", e))
+    }
+
+    /// GetImageFile, as a stream of chunks. When the server sends
+    /// `Content-MD5` (IMGAPI always does), the stream hashes what arrives
+    /// and ends with an error instead of its last `None` if the two differ.
+    pub async fn get_file(&self, uuid: Uuid, channel: Option<&str>) -> Result<FileStream> {
+        let mut req = self.client.get_image_file().uuid(uuid);
+        if let Some(c) = channel {
+            req = req.channel(c.to_string());
+        }
+        let op = format!("GetImageFile {uuid} at {}", self.url);
+        let rv = match req.send().await {
+            Ok(rv) => rv,
+            Err(e) => {
+                return Err(self.error(&format!("GetImageFile {uuid}"), typed_file_error(e).await));
+            }
+        };
+        let expected = rv
+            .headers()
+            .get(imgapi_api::CONTENT_MD5)
+            .map(|v| v.to_str().map(str::to_string))
+            .transpose()
+            .map_err(|_| Error::Other(format!("{op}: the Content-MD5 header is not text")))?;
+        Ok(verify_md5(op, rv.into_inner().into_inner(), expected))
     }
 
     pub async fn delete(&self, uuid: Uuid, channel: Option<&str>) -> Result<()> {

@@ -365,7 +365,14 @@ async fn upload(
         remaining: file.size,
     });
     let r = api
-        .add_file(uuid, channel, file.compression, &file.sha1, file.size, body)
+        .add_file(
+            uuid,
+            channel,
+            &file.compression,
+            &file.sha1,
+            file.size,
+            body,
+        )
         .await;
     progress.finish();
     r

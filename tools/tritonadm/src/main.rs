@@ -1,5 +1,7 @@
 //! tritonadm: the Triton operator CLI.
 
+mod self_update_cmd;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,7 +14,11 @@ use tritonadm::import::{DEFAULT_SOURCE, ImportOptions, Outcome};
 use uuid::Uuid;
 
 #[derive(Parser)]
-#[command(name = "tritonadm", about = "Triton DataCenter operator tool", version)]
+#[command(
+    name = "tritonadm",
+    about = "Triton DataCenter operator tool",
+    version = tritonadm::version::version()
+)]
 struct Cli {
     /// IMGAPI URL; else IMGAPI_URL, else derived from the headnode config.
     #[arg(long, global = true)]
@@ -23,10 +29,11 @@ struct Cli {
     /// Do not verify TLS certificates (self-signed test servers only).
     #[arg(long, global = true)]
     insecure: bool,
-    /// Sign requests (HTTP Signature) with this RSA private key...
+    /// Sign requests (HTTP Signature) with this key: a private key file, or
+    /// the MD5 fingerprint of an ssh-agent key (default: the agent's only key)...
     #[arg(long, global = true, requires = "user", env = "TRITONADM_KEY")]
-    key: Option<PathBuf>,
-    /// ...as this user.
+    key: Option<String>,
+    /// ...as this user; requests are signed when it is set.
     #[arg(long, global = true, env = "TRITONADM_USER")]
     user: Option<String>,
     /// Say which IMGAPI is used and why.
@@ -41,6 +48,16 @@ enum Command {
     /// Images in the datacenter's IMGAPI.
     #[command(subcommand)]
     Image(ImageCmd),
+    /// Update tritonadm from the updates server, or roll it back.
+    SelfUpdate(self_update_cmd::SelfUpdateArgs),
+    /// Print shell completions.
+    Completion {
+        #[arg(value_enum)]
+        shell: self_update_cmd::Shell,
+    },
+    /// Print the man page (roff); the build ships it.
+    #[command(hide = true)]
+    Man,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -93,6 +110,16 @@ enum ImageCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Download an image's file, checked against its manifest's size and
+    /// sha1 and the server's Content-MD5.
+    GetFile {
+        uuid: Uuid,
+        /// Where to write it; nothing is written unless every check passes.
+        #[arg(short = 'o', long)]
+        output: PathBuf,
+        #[arg(long)]
+        channel: Option<String>,
+    },
     /// Delete an image (from the channel, on servers with channels).
     Delete {
         uuid: Uuid,
@@ -128,9 +155,11 @@ fn connect(cli: &Cli) -> anyhow::Result<Imgapi> {
     if cli.verbose {
         eprintln!("tritonadm: using IMGAPI {url} (from {source})");
     }
-    let signer = match (&cli.key, &cli.user) {
-        (Some(key), Some(user)) => Some(Arc::new(http_signature::Signer::from_file(user, key)?)),
-        _ => None,
+    let signer = match &cli.user {
+        Some(user) => Some(Arc::new(http_signature::resolve(
+            &http_signature::KeySpec::new(user, cli.key.as_deref(), "--key (or TRITONADM_KEY)"),
+        )?)),
+        None => None,
     };
     if cli.verbose
         && let Some(s) = &signer
@@ -148,7 +177,15 @@ fn connect(cli: &Cli) -> anyhow::Result<Imgapi> {
 
 #[tokio::main]
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let Command::Image(cmd) = &cli.command;
+    let cmd = match &cli.command {
+        Command::Image(cmd) => cmd,
+        Command::SelfUpdate(args) => return self_update_cmd::run(&cli, args).await,
+        Command::Completion { shell } => {
+            self_update_cmd::completion(*shell);
+            return Ok(());
+        }
+        Command::Man => return self_update_cmd::man(),
+    };
     let import_opts = |source: &str, channel: &Option<String>| ImportOptions {
         source: source.to_string(),
         channel: channel.clone(),
@@ -259,6 +296,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     );
                 }
             }
+        }
+        ImageCmd::GetFile {
+            uuid,
+            output,
+            channel,
+        } => {
+            let api = connect(&cli)?;
+            tritonadm::download::download_file(&api, *uuid, channel.as_deref(), output, true)
+                .await
+                .with_context(|| format!("downloading the file of image {uuid}"))?;
+            println!("Saved the file of image {uuid} to {}", output.display());
         }
         ImageCmd::Delete { uuid, channel } => {
             let api = connect(&cli)?;

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use serde::Deserialize;
 
-use crate::definition::{ImageDef, Kind, Os};
+use crate::definition::{ImageDef, Os};
 use crate::error::{Error, IoContext, Result};
 
 /// The illumos amd64 runtime linker every SmartOS binary names.
@@ -143,7 +143,8 @@ pub fn dev_reason(
     def: &ImageDef,
     binaries: &HashMap<(String, String), PathBuf>,
 ) -> Result<Option<String>> {
-    if def.kind != Kind::Zone || def.os != Os::Smartos {
+    // Zone images and tools alike: what runs on SmartOS must be illumos ELF.
+    if def.os != Os::Smartos {
         return Ok(None);
     }
     let mut keys: Vec<_> = binaries.keys().collect();

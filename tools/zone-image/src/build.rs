@@ -9,7 +9,7 @@ use crate::definition::{self, ImageDef, Kind};
 use crate::error::{IoContext, Result};
 use crate::proto::{self, EntrySource, ProtoPlan};
 use crate::zfs_image::{self, ZfsOptions, ZfsOutputs};
-use crate::{cache, cancel, compress, stamp, tarball, util};
+use crate::{cache, cancel, compress, stamp, tarball, tool, util};
 
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -32,6 +32,8 @@ pub struct BuildReport {
     pub tarball_sha1: String,
     pub tarball_size: u64,
     pub zfs: Option<ZfsOutputs>,
+    /// A tool's installer and manifest.
+    pub tool: Option<tool::ToolOutputs>,
     /// Why the ZFS stage did not run, when it did not.
     pub zfs_skipped: Option<String>,
     pub dev_reason: Option<String>,
@@ -91,7 +93,7 @@ pub fn build(opts: &BuildOptions, progress: &mut dyn FnMut(&str)) -> Result<Buil
         && rec.key == key
         && rec.outputs_present()
     {
-        return cached_report(opts, rec);
+        return cached_report(opts, def.kind, rec);
     }
 
     let scratch = scratch_dir(&opts.workspace)?;
@@ -103,15 +105,46 @@ pub fn build(opts: &BuildOptions, progress: &mut dyn FnMut(&str)) -> Result<Buil
     fs::create_dir_all(&out_dir).io_context(|| format!("creating {}", out_dir.display()))?;
     let stamp_s = stamp.to_string();
     let tarball_path = out_dir.join(format!("{}-pkg-{stamp_s}.tar.gz", def.name));
-    progress(&format!("writing {}", tarball_path.display()));
-    let done = tarball::write(&proto_dir, &tarball_path, mtime, compress::DEFAULT_LEVEL)
-        .inspect_err(|_| {
-            let _ = fs::remove_file(&tarball_path);
-        })?;
+    let (done, tool_out) = match &def.tool {
+        Some(spec) => {
+            let b = tool::ToolBuild {
+                def: &def,
+                spec,
+                proto_dir: &proto_dir,
+                scratch: scratch.path(),
+                built: &bins,
+                cargo: &opts.cargo,
+                stamp: &stamp_s,
+                branch: &git.branch,
+                dev_reason: dev_reason.clone(),
+                mtime,
+                out_dir: &out_dir,
+                tarball: &tarball_path,
+                published_at: chrono::Utc::now(),
+            };
+            let (done, t) = tool::build(&b, progress)?;
+            (done, Some(t))
+        }
+        None => {
+            progress(&format!("writing {}", tarball_path.display()));
+            let done = tarball::write(&proto_dir, &tarball_path, mtime, compress::DEFAULT_LEVEL)
+                .inspect_err(|_| {
+                    let _ = fs::remove_file(&tarball_path);
+                })?;
+            (done, None)
+        }
+    };
     let mut outputs = vec![(tarball_path.clone(), done.size)];
+    if let Some(t) = &tool_out {
+        outputs.push((t.installer.clone(), t.size));
+        let len = fs::metadata(&t.manifest_file)
+            .io_context(|| format!("reading {}", t.manifest_file.display()))?
+            .len();
+        outputs.push((t.manifest_file.clone(), len));
+    }
 
     let (zfs, zfs_skipped) = if def.kind != Kind::Zone {
-        (None, Some("a tool image has no ZFS stage".to_string()))
+        (None, Some("a tool has no ZFS stage".to_string()))
     } else if opts.no_zfs {
         (None, Some("--no-zfs given".to_string()))
     } else {
@@ -166,24 +199,29 @@ pub fn build(opts: &BuildOptions, progress: &mut dyn FnMut(&str)) -> Result<Buil
         tarball_sha1: done.sha1,
         tarball_size: done.size,
         zfs,
+        tool: tool_out,
         zfs_skipped,
         dev_reason,
         cached: false,
     })
 }
 
-fn cached_report(opts: &BuildOptions, rec: cache::Record) -> Result<BuildReport> {
+fn cached_report(opts: &BuildOptions, kind: Kind, rec: cache::Record) -> Result<BuildReport> {
     let tarball = rec
         .outputs
         .first()
         .map(|(p, _)| p.clone())
         .unwrap_or_default();
     let sum = compress::sha1_file(&tarball)?;
-    let zfs = match (rec.outputs.get(1), rec.outputs.get(2)) {
-        (Some((image, _)), Some((manifest, _))) => {
-            Some(zfs_from_manifest(image, manifest, rec.dev_reason.clone())?)
+    let (zfs, tool) = match (rec.outputs.get(1), rec.outputs.get(2), kind) {
+        (Some((sh, _)), Some((manifest, _)), Kind::Tool) => {
+            (None, Some(tool::outputs_from_manifest(sh, manifest)?))
         }
-        _ => None,
+        (Some((image, _)), Some((manifest, _)), Kind::Zone) => (
+            Some(zfs_from_manifest(image, manifest, rec.dev_reason.clone())?),
+            None,
+        ),
+        _ => (None, None),
     };
     // The cached stamp is the current one again.
     util::write_atomic(
@@ -199,6 +237,7 @@ fn cached_report(opts: &BuildOptions, rec: cache::Record) -> Result<BuildReport>
             .is_none()
             .then(|| "not part of the cached build".to_string()),
         zfs,
+        tool,
         dev_reason: rec.dev_reason,
         cached: true,
     })

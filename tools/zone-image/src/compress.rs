@@ -54,10 +54,7 @@ type Block = (u64, Vec<u8>);
 
 /// The writer thread: puts members back in input order, writes them and
 /// hashes what it wrote.
-fn write_members(
-    results: Receiver<Result<Block, String>>,
-    file: File,
-) -> io::Result<Compressed> {
+fn write_members(results: Receiver<Result<Block, String>>, file: File) -> io::Result<Compressed> {
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut sha1 = Sha1::new();
     let mut size = 0u64;
@@ -387,10 +384,7 @@ mod tests {
                 for chunk in [4096, 65_537, 3 * BLOCK_SIZE / 2] {
                     let dest = dir.path().join(format!("{loaded}-{threads}-{chunk}.gz"));
                     let (got, bytes) = compress(&data, threads, chunk, &dest);
-                    assert_eq!(
-                        got, want,
-                        "loaded={loaded} threads={threads} chunk={chunk}"
-                    );
+                    assert_eq!(got, want, "loaded={loaded} threads={threads} chunk={chunk}");
                     assert!(bytes == want_bytes);
                     runs += 1;
                 }
@@ -438,7 +432,11 @@ mod tests {
             .arg(&dest)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let want = format!("{} {}\n", data.len(), hex::encode(Sha1::digest(&data)));
         assert_eq!(String::from_utf8_lossy(&out.stdout), want);
     }

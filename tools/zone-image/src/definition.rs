@@ -145,6 +145,24 @@ pub struct ManifestFields {
     pub min_platform: Option<BTreeMap<String, String>>,
 }
 
+/// `[tool]`: how a tool is installed on a headnode.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTool {
+    prefix: String,
+    bin: String,
+    link: String,
+    #[serde(default)]
+    generate: Vec<RawGenerate>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGenerate {
+    args: Vec<String>,
+    dest: String,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDef {
@@ -162,6 +180,7 @@ struct RawDef {
     pkgsrc: RawPkgsrc,
     #[serde(default)]
     manifest: ManifestFields,
+    tool: Option<RawTool>,
 }
 
 /// A binary built by cargo and placed in the zone root.
@@ -197,6 +216,53 @@ pub struct FileSpec {
     pub key: String,
 }
 
+/// A file made at build time by running the tool's own binary (built for
+/// the build host) with `args`; its stdout becomes the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generated {
+    pub args: Vec<String>,
+    /// Relative to the tool's prefix.
+    pub dest: PathBuf,
+    /// `tool.generate[i]`, for error messages.
+    pub key: String,
+}
+
+/// Where a tool lives on a headnode. Paths are relative to `/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolSpec {
+    /// The install directory, e.g. `opt/triton/tritonadm`; the payload is
+    /// this tree.
+    pub prefix: PathBuf,
+    /// The executable, relative to `prefix`.
+    pub bin: PathBuf,
+    /// The symlink operators run, e.g. `opt/smartdc/bin/tritonadm`.
+    pub link: PathBuf,
+    pub generate: Vec<Generated>,
+}
+
+impl ToolSpec {
+    /// The link's target, relative to the link's directory, so the link
+    /// stays right under any install root.
+    pub fn link_target(&self) -> PathBuf {
+        let from: Vec<_> = self
+            .link
+            .parent()
+            .map(|p| p.components().collect())
+            .unwrap_or_default();
+        let to_path = self.prefix.join(&self.bin);
+        let to: Vec<_> = to_path.components().collect();
+        let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+        let mut out = PathBuf::new();
+        for _ in common..from.len() {
+            out.push("..");
+        }
+        for c in &to[common..] {
+            out.push(c);
+        }
+        out
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ImageDef {
     pub name: String,
@@ -209,6 +275,8 @@ pub struct ImageDef {
     pub files: Vec<FileSpec>,
     pub pkgsrc: Vec<String>,
     pub manifest: ManifestFields,
+    /// `[tool]`: present exactly for `kind = "tool"`.
+    pub tool: Option<ToolSpec>,
     /// `images/<name>/`
     pub dir: PathBuf,
     /// `images/<name>/image.toml`
@@ -383,6 +451,8 @@ pub fn parse(workspace: &Path, dir: &Path, file: &Path, text: &str) -> Result<Im
         }
     }
 
+    let tool = tool_spec(&raw, &cargo, &files).map_err(|(key, m)| err(&key, m))?;
+
     Ok(ImageDef {
         name: raw.name,
         description: raw.description,
@@ -394,10 +464,104 @@ pub fn parse(workspace: &Path, dir: &Path, file: &Path, text: &str) -> Result<Im
         files,
         pkgsrc: raw.pkgsrc.packages,
         manifest: raw.manifest,
+        tool,
         dir: dir.to_path_buf(),
         file: file.to_path_buf(),
         workspace: workspace.to_path_buf(),
     })
+}
+
+/// Check `[tool]` against the kind and the entries: a tool's payload is
+/// its prefix tree, so everything must land under the prefix, and the
+/// binary it names must be one cargo builds.
+fn tool_spec(
+    raw: &RawDef,
+    cargo: &[CargoBinary],
+    files: &[FileSpec],
+) -> Result<Option<ToolSpec>, (String, String)> {
+    let t = match (&raw.tool, raw.kind) {
+        (None, Kind::Zone) => return Ok(None),
+        (Some(_), Kind::Zone) => {
+            return Err((
+                "tool".into(),
+                "only a kind = \"tool\" image has a [tool] table".into(),
+            ));
+        }
+        (None, Kind::Tool) => {
+            return Err((
+                "tool".into(),
+                "a tool needs a [tool] table with prefix, bin and link".into(),
+            ));
+        }
+        (Some(t), Kind::Tool) => t,
+    };
+    let prefix = zone_path(&t.prefix).map_err(|m| ("tool.prefix".to_string(), m))?;
+    let link = zone_path(&t.link).map_err(|m| ("tool.link".to_string(), m))?;
+    let below = |key: &str, p: &str| -> Result<PathBuf, (String, String)> {
+        let rel = relative_source(p).map_err(|_| {
+            (
+                key.to_string(),
+                format!("expected a path relative to tool.prefix, got '{p}'"),
+            )
+        })?;
+        if rel.as_os_str().is_empty() {
+            return Err((key.to_string(), "expected a file path, got nothing".into()));
+        }
+        Ok(rel)
+    };
+    let bin = below("tool.bin", &t.bin)?;
+    if link.starts_with(&prefix) {
+        return Err((
+            "tool.link".into(),
+            format!("'{}' must be outside tool.prefix", t.link),
+        ));
+    }
+    if !cargo.iter().any(|c| c.dest == prefix.join(&bin)) {
+        return Err((
+            "tool.bin".into(),
+            format!(
+                "no [[cargo]] entry installs /{}",
+                prefix.join(&bin).display()
+            ),
+        ));
+    }
+    for c in cargo {
+        if !c.dest.starts_with(&prefix) {
+            return Err((
+                format!("{}.dest", c.key),
+                format!("a tool installs under tool.prefix '{}'", t.prefix),
+            ));
+        }
+    }
+    for f in files {
+        if f.tree != Tree::Root || !f.dest.starts_with(&prefix) {
+            return Err((
+                format!("{}.dest", f.key),
+                format!("a tool installs under tool.prefix '{}'", t.prefix),
+            ));
+        }
+    }
+    let mut generate = Vec::new();
+    for (i, g) in t.generate.iter().enumerate() {
+        let key = format!("tool.generate[{i}]");
+        if g.args.is_empty() {
+            return Err((
+                format!("{key}.args"),
+                "expected the arguments to run the tool with".into(),
+            ));
+        }
+        generate.push(Generated {
+            args: g.args.clone(),
+            dest: below(&format!("{key}.dest"), &g.dest)?,
+            key,
+        });
+    }
+    Ok(Some(ToolSpec {
+        prefix,
+        bin,
+        link,
+        generate,
+    }))
 }
 
 fn deserialize(file: &Path, text: &str) -> Result<RawDef> {
@@ -531,6 +695,77 @@ mod tests {
         assert!(zone_path("opt/x").is_err());
         assert!(zone_path("/opt/../../etc").is_err());
         assert!(zone_path("/").is_err());
+    }
+
+    #[test]
+    fn tool_tables_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("images/t");
+        std::fs::create_dir_all(&img).unwrap();
+        let file = img.join("image.toml");
+        let parse_with = |rest: &str| {
+            parse(
+                dir.path(),
+                &img,
+                &file,
+                &format!("name = \"t\"\ndescription = \"d\"\nos = \"smartos\"\n{rest}"),
+            )
+        };
+        let cargo = "[[cargo]]\npackage = \"t\"\ndest = \"/opt/t/bin/t\"\n";
+        let table = "[tool]\nprefix = \"/opt/t\"\nbin = \"bin/t\"\nlink = \"/opt/smartdc/bin/t\"\n";
+        let ok = parse_with(&format!("kind = \"tool\"\n{cargo}{table}")).unwrap();
+        let t = ok.tool.unwrap();
+        assert_eq!(t.link_target(), PathBuf::from("../../t/bin/t"));
+
+        let cases = [
+            (
+                format!("kind = \"tool\"\n{cargo}"),
+                "tool: a tool needs a [tool] table",
+            ),
+            (
+                format!(
+                    "kind = \"zone\"\norigin = \"41bd4100-eb86-409a-85b0-e649aadf6f62\"\n{cargo}{table}"
+                ),
+                "tool: only a kind = \"tool\" image has a [tool] table",
+            ),
+            (
+                format!(
+                    "kind = \"tool\"\n{cargo}{}",
+                    table.replace("bin/t\"", "bin/u\"")
+                ),
+                "tool.bin: no [[cargo]] entry installs /opt/t/bin/u",
+            ),
+            (
+                format!(
+                    "kind = \"tool\"\n{cargo}{table}[[files]]\ncontent = \"\"\ndest = \"/etc/x\"\n"
+                ),
+                "files[0].dest: a tool installs under tool.prefix '/opt/t'",
+            ),
+            (
+                format!(
+                    "kind = \"tool\"\n{cargo}{table}generate = [{{ args = [], dest = \"x\" }}]\n"
+                ),
+                "tool.generate[0].args: expected the arguments",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = parse_with(&text).unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+        }
+    }
+
+    #[test]
+    fn link_targets_are_relative() {
+        let t = ToolSpec {
+            prefix: "opt/triton/tritonadm".into(),
+            bin: "bin/tritonadm".into(),
+            link: "opt/smartdc/bin/tritonadm".into(),
+            generate: vec![],
+        };
+        assert_eq!(
+            t.link_target(),
+            PathBuf::from("../../triton/tritonadm/bin/tritonadm")
+        );
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! 3. [`proto`] — the proto tree, validated by [`validate`]
 //! 4. [`tarball`] — the reproducible package tarball
 //! 5. [`zfs_image`] — the incremental ZFS image on its origin chain
-//! 6. [`manifest`] — the IMGAPI manifest
+//! 6. [`manifest`] — the IMGAPI manifest; for a tool, [`tool`] instead of
+//!    5 and 6: the self-extracting installer and its manifest
 //! 7. [`build`] — runs the stages and fills `bits/<name>/`
 
 pub mod binaries;
@@ -20,6 +21,7 @@ pub mod origin;
 pub mod proto;
 pub mod stamp;
 pub mod tarball;
+pub mod tool;
 pub mod util;
 pub mod validate;
 pub mod zfs;

@@ -424,11 +424,19 @@ fn download(
             snippet(&body)
         )));
     }
+    // IMGAPI sends it on every GetImageFile; a plain file server may not.
+    let content_md5 = match resp.headers().get(imgapi_api::CONTENT_MD5) {
+        Some(v) => Some(v.to_str().map(str::to_string).map_err(|_| {
+            Error::Command(format!("GET {url}: the Content-MD5 header is not text"))
+        })?),
+        None => None,
+    };
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!("zone-image-origin-{}-", manifest.uuid))
         .tempfile()
         .io_context(|| "creating a temp file for an origin image".to_string())?;
     let mut hash = Sha1::new();
+    let mut md5 = imgapi_api::ContentMd5::new();
     let mut received = 0u64;
     let size = for_each_chunk(
         &mut resp,
@@ -444,6 +452,7 @@ fn download(
                 )));
             }
             hash.update(chunk);
+            md5.update(chunk);
             tmp.write_all(chunk)
                 .io_context(|| format!("writing {}", tmp.path().display()))
         },
@@ -456,6 +465,15 @@ fn download(
             "GET {url}: got {size} bytes, files[0].size says {}",
             file.size
         )));
+    }
+    if let Some(want) = content_md5 {
+        let got = md5.finish();
+        if got != want {
+            return Err(Error::Command(format!(
+                "GET {url}: Content-MD5 mismatch: the server sent {want}, the bytes received \
+                 hash to {got}"
+            )));
+        }
     }
     if sha1 != file.sha1 {
         return Err(Error::Command(format!(
@@ -539,4 +557,71 @@ fn chain(e: &dyn std::error::Error) -> String {
 
 fn snippet(body: &str) -> String {
     crate::util::snippet(body, 200)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead as _, BufReader};
+
+    /// A one-request HTTP server on loopback answering `body` with the
+    /// given extra header line (empty for none).
+    fn serve_once(body: Vec<u8>, header: String) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap() > 2 {
+                line.clear();
+            }
+            let mut w = stream;
+            write!(
+                w,
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n{header}connection: close\r\n\r\n",
+                body.len()
+            )
+            .unwrap();
+            w.write_all(&body).unwrap();
+        });
+        format!("http://{addr}/images/x/file")
+    }
+
+    #[test]
+    fn download_checks_content_md5_when_sent() {
+        let body = b"an origin image".to_vec();
+        let mut md5 = imgapi_api::ContentMd5::new();
+        md5.update(&body);
+        let good = md5.finish();
+        let manifest = Manifest::parse(
+            "m.json",
+            &serde_json::json!({
+                "uuid": "01b2c898-945f-11e1-a523-af1afbe22822", "name": "o", "version": "1",
+                "files": [{"sha1": hex::encode(Sha1::digest(&body)), "size": body.len(),
+                           "compression": "none"}]
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let file = manifest.file().unwrap();
+        let client = reqwest::blocking::Client::new();
+        for header in [format!("content-md5: {good}\r\n"), String::new()] {
+            let url = serve_once(body.clone(), header);
+            let tmp = download(&client, &url, &manifest, &file).unwrap();
+            assert_eq!(std::fs::read(tmp.path()).unwrap(), body);
+        }
+        // Right bytes, wrong digest: the server's word is checked too.
+        let url = serve_once(
+            body.clone(),
+            "content-md5: AAAAAAAAAAAAAAAAAAAAAA==\r\n".into(),
+        );
+        let err = download(&client, &url, &manifest, &file)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("Content-MD5 mismatch") && err.contains(&url),
+            "{err}"
+        );
+    }
 }

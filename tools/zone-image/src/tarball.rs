@@ -32,6 +32,28 @@ fn header(kind: tar::EntryType, mode: u32, size: u64, mtime: u64) -> tar::Header
 /// Write `proto/{root,site}` as a gzipped tarball at `dest` (via a temp
 /// file in the same directory, renamed when complete).
 pub fn write(proto: &Path, dest: &Path, mtime: i64, level: u32) -> Result<Compressed> {
+    write_trees(proto, &TREES, dest, mtime, level)
+}
+
+/// The same for everything inside `dir`, with paths relative to it: a
+/// tool's payload, unpacked straight into its install directory.
+pub fn write_contents(dir: &Path, dest: &Path, mtime: i64, level: u32) -> Result<Compressed> {
+    let mut tops = Vec::new();
+    for e in fs::read_dir(dir).io_context(|| format!("reading {}", dir.display()))? {
+        let e = e.io_context(|| format!("reading {}", dir.display()))?;
+        tops.push(e.file_name().to_string_lossy().into_owned());
+    }
+    tops.sort();
+    write_trees(dir, &tops, dest, mtime, level)
+}
+
+fn write_trees<S: AsRef<str>>(
+    proto: &Path,
+    trees: &[S],
+    dest: &Path,
+    mtime: i64,
+    level: u32,
+) -> Result<Compressed> {
     let dir = dest.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).io_context(|| format!("creating {}", dir.display()))?;
     let tmp = tempfile::Builder::new()
@@ -48,8 +70,8 @@ pub fn write(proto: &Path, dest: &Path, mtime: i64, level: u32) -> Result<Compre
             "expected a time after 1970",
         )
     })?;
-    for tree in TREES {
-        let top = proto.join(tree);
+    for tree in trees {
+        let top = proto.join(tree.as_ref());
         if !top.is_dir() {
             continue;
         }

@@ -8,9 +8,7 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::Arc;
 
-use imgapi_server::ServerContext;
 use sha1::Digest as _;
 use uuid::Uuid;
 
@@ -19,7 +17,7 @@ pub const OWNER: &str = "930896af-bf8c-48d4-885c-6573a94b1853";
 pub struct Server {
     pub dir: PathBuf,
     pub url: String,
-    server: Option<dropshot::HttpServer<Arc<ServerContext>>>,
+    server: Option<imgapi_server::Server>,
 }
 
 /// Server options for `dir` on a free loopback port.

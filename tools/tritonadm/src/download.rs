@@ -1,0 +1,96 @@
+//! `image get-file`: an image's file from IMGAPI onto disk, checked as it
+//! arrives against the manifest's size and sha1 and the server's
+//! `Content-MD5`. Nothing is left at the destination unless all match.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use futures::StreamExt as _;
+use imgapi_api::Image;
+use sha1::{Digest as _, Sha1};
+use uuid::Uuid;
+
+use crate::imgapi::Imgapi;
+use crate::progress::Progress;
+use crate::{Error, Result};
+
+/// Download the file of image `uuid` to `dest` (temp file beside it, then
+/// rename); returns the image's manifest.
+pub async fn download_file(
+    api: &Imgapi,
+    uuid: Uuid,
+    channel: Option<&str>,
+    dest: &Path,
+    show_progress: bool,
+) -> Result<Image> {
+    let image = api
+        .get_image(uuid, channel)
+        .await?
+        .ok_or_else(|| Error::Other(format!("image {uuid} was not found in {}", api.url())))?;
+    let expected = match image.files.as_slice() {
+        [f] => f.clone(),
+        files => {
+            return Err(Error::Other(format!(
+                "image {uuid} in {}: expected one file, the manifest lists {}",
+                api.url(),
+                files.len()
+            )));
+        }
+    };
+    let dir = match dest.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |err| Error::Io { path, err }
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tritonadm-get-file-")
+        .tempfile_in(dir)
+        .map_err(io(dir))?;
+    let progress = if show_progress {
+        Progress::new("downloading", expected.size)
+    } else {
+        Progress::hidden()
+    };
+    let mut stream = api.get_file(uuid, channel).await?;
+    let mut sha1 = Sha1::new();
+    let mut size = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        size += chunk.len() as u64;
+        if size > expected.size {
+            return Err(Error::Other(format!(
+                "GetImageFile {uuid} at {}: more than the {} bytes files[0].size says",
+                api.url(),
+                expected.size
+            )));
+        }
+        sha1.update(&chunk);
+        tmp.write_all(&chunk).map_err(io(tmp.path()))?;
+        progress.inc(chunk.len() as u64);
+    }
+    progress.finish();
+    if size != expected.size {
+        return Err(Error::Other(format!(
+            "GetImageFile {uuid} at {}: {size} bytes, files[0].size says {}",
+            api.url(),
+            expected.size
+        )));
+    }
+    let got = hex::encode(sha1.finalize());
+    if !got.eq_ignore_ascii_case(&expected.sha1) {
+        return Err(Error::Other(format!(
+            "GetImageFile {uuid} at {}: sha1 {got}, files[0].sha1 says {}",
+            api.url(),
+            expected.sha1
+        )));
+    }
+    tmp.as_file().sync_all().map_err(io(tmp.path()))?;
+    tmp.persist(dest).map_err(|e| Error::Io {
+        path: dest.to_path_buf(),
+        err: e.error,
+    })?;
+    Ok(image)
+}

@@ -1,9 +1,10 @@
 //! `cargo xtask bits ...`: clap glue over `bits_store`.
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use bits_store::{Ctx, Dest, FetchOptions, PausePoint, Reporter, S3Env, UploadOptions};
+use bits_store::{Ctx, Dest, FetchOptions, Reporter, S3Env, UploadOptions};
 use clap::Subcommand;
 
 #[derive(Subcommand)]
@@ -24,10 +25,10 @@ pub struct StoreArgs {
     /// Path under DEST above <name> (eng's /public/builds).
     #[arg(long, value_name = "P", default_value = "")]
     pub prefix: String,
-    /// Transfers (files, 16 MiB parts) in flight at once; also bounds
-    /// memory (N x 16 MiB).
-    #[arg(long, value_name = "N", default_value_t = 4)]
-    pub jobs: usize,
+    /// Transfers (files, 16 MiB parts) in flight at once, at least 1; also
+    /// bounds memory (N x 16 MiB).
+    #[arg(long, value_name = "N", default_value = "4")]
+    pub jobs: NonZeroUsize,
 }
 
 #[derive(clap::Args)]
@@ -43,16 +44,17 @@ pub struct UploadArgs {
     pub bits_dir: Option<PathBuf>,
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Branch for the <branch>-latest pointer. Default: the current git
-    /// branch, else the stamp's.
+    /// Branch for the <branch>-latest pointer. Default: the stamp's (the
+    /// branch its build was made on).
     #[arg(long, env = "BRANCH", value_name = "B")]
     pub branch: Option<String>,
     /// Upload a stamp marked -dirty anyway.
     #[arg(long)]
     pub allow_dirty: bool,
-    /// Test hook: stop dead at this point so a test can kill the upload.
-    #[arg(long, hide = true, env = "BITS_STORE_PAUSE_AT")]
-    pub pause_at: Option<PausePoint>,
+    /// Upload a dev build (stamp marked -dev: host binaries in a SmartOS
+    /// image) anyway.
+    #[arg(long)]
+    pub allow_dev: bool,
 }
 
 #[derive(clap::Args)]
@@ -61,8 +63,9 @@ pub struct FetchArgs {
     pub name: String,
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Follow <B>-latest. Default: the current git branch, else master.
-    #[arg(long, value_name = "B", conflicts_with = "stamp")]
+    /// Follow <B>-latest. Default: the current git branch (eng's rule:
+    /// the third field of `git symbolic-ref HEAD`).
+    #[arg(long, env = "BRANCH", value_name = "B", conflicts_with = "stamp")]
     pub branch: Option<String>,
     /// Fetch this stamp instead of following a pointer.
     #[arg(long, value_name = "S")]
@@ -106,9 +109,10 @@ pub fn run(cmd: BitsCmd) -> Result<()> {
                 prefix: a.store.prefix,
                 branch: a.branch.filter(|b| !b.is_empty()),
                 allow_dirty: a.allow_dirty,
+                allow_dev: a.allow_dev,
                 s3_env: S3Env::process(),
             };
-            let ctx = Ctx::new(a.store.jobs, Reporter::auto(), a.pause_at);
+            let ctx = Ctx::new(a.store.jobs, Reporter::auto())?;
             let report = runtime()?.block_on(bits_store::upload(&opts, ctx))?;
             for (name, stamp, at) in &report.stamps {
                 println!("{name} {stamp}: {at}");
@@ -126,12 +130,12 @@ pub fn run(cmd: BitsCmd) -> Result<()> {
                 dest: dest(&a.store.dest)?,
                 prefix: a.store.prefix,
                 name: a.name,
-                branch: a.branch,
+                branch: a.branch.filter(|b| !b.is_empty()),
                 stamp: a.stamp,
                 out: a.out,
                 s3_env: S3Env::process(),
             };
-            let ctx = Ctx::new(a.store.jobs, Reporter::auto(), None);
+            let ctx = Ctx::new(a.store.jobs, Reporter::auto())?;
             let report = runtime()?.block_on(bits_store::fetch(&opts, ctx))?;
             println!(
                 "fetched {} {}: {} file(s) verified",

@@ -37,17 +37,21 @@ pub struct BuildArgs {
     #[arg(long, value_name = "DIR")]
     pub bits_dir: Option<PathBuf>,
     /// Pool or dataset holding origin images as <POOL>/<uuid>@final.
+    /// Default: on SmartOS the zone's dataset, elsewhere $ZONE_IMAGE_ZPOOL;
+    /// without one the build stops after the package tarball.
     #[arg(long, value_name = "POOL")]
     pub zpool: Option<String>,
     /// Directory with origin images (*.imgmanifest + image file).
     #[arg(long, value_name = "DIR")]
     pub origin_dir: Option<PathBuf>,
-    /// IMGAPI to fetch origin images from.
-    #[arg(long, value_name = "URL")]
-    pub origin_source: Option<String>,
-    /// Channel of the origin source.
-    #[arg(long)]
-    pub channel: Option<String>,
+    /// IMGAPI to fetch missing origin images from (imgadm's "source", as
+    /// for `image publish` and tritonadm); "" for none. Default:
+    /// https://updates.tritondatacenter.com.
+    #[arg(long, value_name = "URL", alias = "origin-source")]
+    pub source: Option<String>,
+    /// Channel of --source to look the origin images up in.
+    #[arg(long, value_name = "C")]
+    pub origin_channel: Option<String>,
     /// Do not install pkgsrc packages (the image becomes a dev image).
     #[arg(long)]
     pub skip_pkgsrc: bool,
@@ -60,6 +64,10 @@ pub struct BuildArgs {
     /// Rebuild even if the inputs are unchanged.
     #[arg(long)]
     pub force: bool,
+    /// Branch the stamp names. Default: the current git branch (eng's
+    /// rule: the third field of `git symbolic-ref HEAD`).
+    #[arg(long, env = "BRANCH", value_name = "B")]
+    pub branch: Option<String>,
 }
 
 pub fn run(cmd: ImageCmd) -> Result<()> {
@@ -100,11 +108,12 @@ fn run_build(root: PathBuf, args: BuildArgs) -> Result<()> {
         zfs: ZfsOptions {
             zpool: args.zpool,
             origin_dir: args.origin_dir,
-            origin_source: args.origin_source,
-            channel: args.channel,
+            origin_source: args.source,
+            channel: args.origin_channel,
             skip_pkgsrc: args.skip_pkgsrc,
         },
         force: args.force,
+        branch: args.branch,
     };
     let tty = std::io::stderr().is_terminal();
     let spinner = tty.then(|| {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use buildstamp::Stamp;
 use http_signature::KeySpec;
 use tritonadm::imgapi::{ConnectOptions, Imgapi};
 use tritonadm::import::{DEFAULT_SOURCE, ImportOptions, Outcome};
@@ -16,11 +17,16 @@ pub struct Args {
     /// Image name under images/ (and bits/).
     pub name: String,
     /// Updates server (IMGAPI) URL.
-    #[arg(long, env = "UPDATES_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "UPDATES_IMGADM_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub url: String,
-    /// Channel; by default from the stamp's branch (release-* -> staging,
-    /// master/main -> dev, else experimental).
-    #[arg(long)]
+    /// Channel to publish to; by default from the stamp's branch
+    /// (release-YYYYMMDD -> staging, master/main -> dev, else
+    /// experimental).
+    #[arg(long, value_name = "C", env = "UPDATES_IMGADM_CHANNEL")]
     pub channel: Option<String>,
     /// Publish a dev image (host binaries) or a build of a dirty tree.
     #[arg(long)]
@@ -28,8 +34,8 @@ pub struct Args {
     /// Bits directory (default: bits/ in the workspace).
     #[arg(long)]
     pub bits_dir: Option<PathBuf>,
-    /// IMGAPI to fetch missing origin images from.
-    #[arg(long, default_value = DEFAULT_SOURCE)]
+    /// IMGAPI to fetch missing origin images from (imgadm's "source").
+    #[arg(long, value_name = "URL", default_value = DEFAULT_SOURCE)]
     pub source: String,
     /// Key to sign requests with: a private key file (RSA, ECDSA P-256/P-384,
     /// Ed25519; a passphrase-protected one is used through ssh-agent), or
@@ -48,9 +54,7 @@ pub struct Args {
 /// What is about to be published, read and checked from `bits/<name>/`.
 #[derive(Debug)]
 pub struct Publishable {
-    pub stamp: String,
-    pub branch: String,
-    pub dirty: bool,
+    pub stamp: Stamp,
     pub manifest: PathBuf,
     pub file: PathBuf,
     pub dev_build: bool,
@@ -58,24 +62,6 @@ pub struct Publishable {
 
 fn input(file: &Path, key: &str, message: impl Into<String>) -> anyhow::Error {
     zone_image::Error::input(file, key, message).into()
-}
-
-/// `<branch>-<YYYYmmddTHHMMSSZ>-g<sha>[-dirty]` -> (branch, dirty).
-fn parse_stamp(stamp: &str) -> Option<(String, bool)> {
-    let (rest, dirty) = match stamp.strip_suffix("-dirty") {
-        Some(r) => (r, true),
-        None => (stamp, false),
-    };
-    let mut parts = rest.rsplitn(3, '-');
-    let sha = parts.next()?;
-    let ts = parts.next()?;
-    let branch = parts.next()?;
-    let ok = sha.starts_with('g')
-        && ts.len() == 16
-        && ts.ends_with('Z')
-        && ts.as_bytes().get(8) == Some(&b'T')
-        && !branch.is_empty();
-    ok.then(|| (branch.to_string(), dirty))
 }
 
 pub fn locate(bits: &Path, name: &str) -> Result<Publishable> {
@@ -92,13 +78,7 @@ pub fn locate(bits: &Path, name: &str) -> Result<Publishable> {
         }
         Err(e) => return Err(e).with_context(|| format!("reading {}", stamp_file.display())),
     };
-    let (branch, dirty) = parse_stamp(&stamp).ok_or_else(|| {
-        input(
-            &stamp_file,
-            "stamp",
-            format!("{stamp:?} is not <branch>-<YYYYmmddTHHMMSSZ>-g<sha>[-dirty]"),
-        )
-    })?;
+    let parsed = Stamp::parse(&stamp).map_err(|e| input(&stamp_file, "stamp", e.to_string()))?;
     // A tool ships its installer (zone_image::tool), a zone image its ZFS
     // stream.
     let tool_manifest = dir.join(zone_image::tool::manifest_name(name, &stamp));
@@ -123,16 +103,17 @@ pub fn locate(bits: &Path, name: &str) -> Result<Publishable> {
         let msg = msg.strip_prefix(&prefix).unwrap_or(&msg).to_string();
         input(&manifest, "manifest", msg)
     })?;
-    let dev_build = local
-        .image
-        .tags
-        .as_ref()
-        .and_then(|t| t.get("dev_build"))
-        .is_some_and(|v| v == &serde_json::Value::Bool(true));
+    // The stamp says dev; the tag also catches manifests from before
+    // stamps did.
+    let dev_build = parsed.dev
+        || local
+            .image
+            .tags
+            .as_ref()
+            .and_then(|t| t.get("dev_build"))
+            .is_some_and(|v| v == &serde_json::Value::Bool(true));
     Ok(Publishable {
-        stamp,
-        branch,
-        dirty,
+        stamp: parsed,
         manifest,
         file,
         dev_build,
@@ -146,13 +127,21 @@ pub fn run(args: Args) -> Result<()> {
         .unwrap_or_else(|| crate::workspace_root().join("bits"));
     let p = locate(&bits, &args.name)?;
     if p.dev_build && !args.allow_dev {
+        let (file, key) = if p.stamp.dev {
+            (bits.join(&args.name).join("latest-build-stamp"), "stamp")
+        } else {
+            (p.manifest.clone(), "tags.dev_build")
+        };
         return Err(input(
-            &p.manifest,
-            "tags.dev_build",
-            "this is a dev image (host binaries); pass --allow-dev to publish it anyway",
+            &file,
+            key,
+            format!(
+                "{} is a dev image (host binaries); pass --allow-dev to publish it anyway",
+                p.stamp
+            ),
         ));
     }
-    if p.dirty && !args.allow_dev {
+    if p.stamp.dirty && !args.allow_dev {
         return Err(input(
             &bits.join(&args.name).join("latest-build-stamp"),
             "stamp",
@@ -165,7 +154,8 @@ pub fn run(args: Args) -> Result<()> {
     let channel = args
         .channel
         .clone()
-        .unwrap_or_else(|| zone_image::stamp::channel_for_branch(&p.branch).to_string());
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| p.stamp.channel().to_string());
     let signer = match &args.user {
         Some(user) => {
             let spec = KeySpec::new(
@@ -213,22 +203,4 @@ pub fn run(args: Args) -> Result<()> {
         println!("published {} {} as {}", i.name, i.version, i.uuid);
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stamps_parse() {
-        assert_eq!(
-            parse_stamp("master-20261126T040638Z-g1a2b3c4"),
-            Some(("master".into(), false))
-        );
-        assert_eq!(
-            parse_stamp("release-20261126-20261126T040638Z-gabc-dirty"),
-            Some(("release-20261126".into(), true))
-        );
-        assert_eq!(parse_stamp("nonsense"), None);
-    }
 }

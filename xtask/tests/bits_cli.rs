@@ -167,6 +167,150 @@ fn local_upload_fetch_and_bad_input_exit_codes() {
     assert!(one_error_line(&o).contains("--stamp"));
 }
 
+fn git(dir: &Path, args: &[&str]) {
+    let st = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .status()
+        .unwrap();
+    assert!(st.success(), "git {args:?}");
+}
+
+/// One branch rule for build, upload and fetch: a `feature/x` checkout
+/// stamps `feature-...`, upload moves `feature-latest` (from the stamp),
+/// and fetch there follows it; a detached HEAD needs BRANCH, and outside a
+/// repository git's failure is the error, not a guess.
+#[test]
+fn branch_pointer_and_fetch_agree_and_git_failures_are_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "master"]);
+    git(&repo, &["commit", "-q", "--allow-empty", "-m", "one"]);
+    git(&repo, &["checkout", "-q", "-b", "feature/x"]);
+    let stamp = "feature-20261126T031500Z-gabc1234";
+    let bits = repo.join("bits");
+    make_bits(&bits, "triton-api", stamp, 1000);
+    let store = tmp.path().join("store");
+    let dest = store.to_str().unwrap();
+
+    let o = run(xtask()
+        .current_dir(&repo)
+        .args(["bits", "upload", "triton-api", "--dest", dest])
+        .arg("--bits-dir")
+        .arg(&bits));
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read_link(store.join("triton-api/feature-latest")).unwrap(),
+        Path::new(stamp)
+    );
+    let fetch = |dir: &Path, out: &str| {
+        let mut c = xtask();
+        c.current_dir(dir)
+            .args(["bits", "fetch", "triton-api", "--dest", dest, "--out"])
+            .arg(tmp.path().join(out));
+        c
+    };
+    let o = run(&mut fetch(&repo, "a"));
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(stamp));
+
+    git(&repo, &["checkout", "-q", "--detach"]);
+    let o = run(&mut fetch(&repo, "b"));
+    assert_eq!(code(&o), 2);
+    let line = one_error_line(&o);
+    assert!(
+        line.contains("detached") && line.contains("BRANCH"),
+        "{line}"
+    );
+    let o = run(fetch(&repo, "c").env("BRANCH", "feature"));
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+
+    let o = run(&mut fetch(tmp.path(), "d"));
+    assert_eq!(code(&o), 2);
+    let line = one_error_line(&o);
+    assert!(
+        line.contains("--branch") && line.contains("not a git repository"),
+        "{line}"
+    );
+}
+
+#[test]
+fn dev_builds_zero_jobs_and_env_in_help() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bits = tmp.path().join("bits");
+    let dev = format!("{STAMP}-dev");
+    make_bits(&bits, "triton-api", &dev, 1000);
+    let store = tmp.path().join("store");
+    let dest = store.to_str().unwrap();
+    let o = run(&mut upload_cmd(&bits, dest));
+    assert_eq!(code(&o), 2);
+    let line = one_error_line(&o);
+    assert!(
+        line.contains("dev build") && line.contains("--allow-dev"),
+        "{line}"
+    );
+    assert!(!store.exists());
+    let o = run(upload_cmd(&bits, dest).arg("--allow-dev"));
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(store.join("triton-api").join(&dev).is_dir());
+
+    // An I/O failure: one line, the OS error in it once.
+    let blocker = tmp.path().join("a-file");
+    std::fs::write(&blocker, "x").unwrap();
+    let o = run(xtask()
+        .args([
+            "bits",
+            "fetch",
+            "triton-api",
+            "--branch",
+            "master",
+            "--dest",
+            dest,
+        ])
+        .arg("--out")
+        .arg(&blocker));
+    assert_eq!(code(&o), 1);
+    let line = one_error_line(&o);
+    assert!(line.contains("a-file/triton-api"), "{line}");
+    assert_eq!(line.matches("(os error").count(), 1, "{line}");
+
+    let o = run(upload_cmd(&bits, dest).args(["--allow-dev", "--jobs", "0"]));
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--jobs"));
+
+    for (cmd, want) in [("upload", "[env: BRANCH="), ("fetch", "[env: BRANCH=")] {
+        let o = run(xtask().args(["bits", cmd, "--help"]));
+        let help = String::from_utf8_lossy(&o.stdout);
+        assert!(help.contains(want), "bits {cmd} --help: {help}");
+        assert!(!help.contains("PAUSE"), "{help}");
+    }
+    let o = run(xtask().args(["image", "publish", "--help"]));
+    let help = String::from_utf8_lossy(&o.stdout);
+    for var in [
+        "UPDATES_IMGADM_URL",
+        "UPDATES_IMGADM_CHANNEL",
+        "UPDATES_IMGADM_USER",
+        "UPDATES_IMGADM_IDENTITY",
+    ] {
+        assert!(help.contains(&format!("[env: {var}")), "{var}: {help}");
+    }
+    let o = run(xtask().args(["image", "build", "--help"]));
+    let help = String::from_utf8_lossy(&o.stdout);
+    assert!(help.contains("ZONE_IMAGE_ZPOOL"), "{help}");
+    assert!(help.contains("[env: BRANCH="), "{help}");
+    assert!(
+        help.contains("--origin-channel") && help.contains("--source"),
+        "{help}"
+    );
+    assert!(!help.contains("--channel "), "{help}");
+}
+
 #[test]
 fn s3_configuration_errors_are_one_line() {
     let moto = Moto::start().unwrap();

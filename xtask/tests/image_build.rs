@@ -389,6 +389,7 @@ fn same_commit_and_stamp_give_identical_tarballs_even_under_load() {
                 "bits",
                 "upload",
                 "demo",
+                "--allow-dev",
                 "--bits-dir",
                 &d.to_string_lossy(),
                 "--dest",

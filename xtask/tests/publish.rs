@@ -11,6 +11,11 @@ use sha1::Digest as _;
 const STAMP: &str = "master-20261126T040638Z-gabc1234";
 
 fn bits(dir: &Path, dev_build: bool) -> uuid::Uuid {
+    bits_of(dir, STAMP, dev_build)
+}
+
+/// bits/demo/ as a zone image build of `stamp` leaves it.
+fn bits_of(dir: &Path, stamp: &str, dev_build: bool) -> uuid::Uuid {
     let d = dir.join("bits/demo");
     std::fs::create_dir_all(&d).unwrap();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -21,7 +26,7 @@ fn bits(dir: &Path, dev_build: bool) -> uuid::Uuid {
     )
     .unwrap();
     let bytes = gz.finish().unwrap();
-    std::fs::write(d.join(format!("demo-zfs-{STAMP}.zfs.gz")), &bytes).unwrap();
+    std::fs::write(d.join(format!("demo-zfs-{stamp}.zfs.gz")), &bytes).unwrap();
     let uuid = uuid::Uuid::new_v4();
     let mut tags = serde_json::json!({"smartdc_service": true});
     if dev_build {
@@ -29,16 +34,16 @@ fn bits(dir: &Path, dev_build: bool) -> uuid::Uuid {
     }
     let m = serde_json::json!({
         "v": 2, "uuid": uuid, "owner": "930896af-bf8c-48d4-885c-6573a94b1853",
-        "name": "demo", "version": STAMP, "type": "zone-dataset", "os": "smartos",
+        "name": "demo", "version": stamp, "type": "zone-dataset", "os": "smartos",
         "files": [{"sha1": hex::encode(sha1::Sha1::digest(&bytes)), "size": bytes.len(), "compression": "gzip"}],
         "tags": tags,
     });
     std::fs::write(
-        d.join(format!("demo-zfs-{STAMP}.imgmanifest")),
+        d.join(format!("demo-zfs-{stamp}.imgmanifest")),
         serde_json::to_vec(&m).unwrap(),
     )
     .unwrap();
-    std::fs::write(d.join("latest-build-stamp"), format!("{STAMP}\n")).unwrap();
+    std::fs::write(d.join("latest-build-stamp"), format!("{stamp}\n")).unwrap();
     uuid
 }
 
@@ -55,6 +60,8 @@ async fn publish_env(dir: &Path, url: &str, extra: &[&str], env: &[(&str, &str)]
         .args(extra)
         .env_remove("UPDATES_IMGADM_IDENTITY")
         .env_remove("UPDATES_IMGADM_USER")
+        .env_remove("UPDATES_IMGADM_URL")
+        .env_remove("UPDATES_IMGADM_CHANNEL")
         .env_remove("SSH_AUTH_SOCK")
         .envs(env.iter().copied())
         .output()
@@ -116,6 +123,76 @@ async fn publish_signed_into_the_branch_channel() {
     .await;
     assert!(out.status.success());
     assert!(stdout(&out).contains("already active"));
+    server.close().await.unwrap();
+}
+
+async fn channels_of(url: &str, uuid: uuid::Uuid, channel: &str) -> serde_json::Value {
+    reqwest::get(format!("{url}/images/{uuid}?channel={channel}"))
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["channels"]
+        .clone()
+}
+
+/// eng's variables: UPDATES_IMGADM_URL names the server, a release branch
+/// goes to staging, UPDATES_IMGADM_CHANNEL overrides the branch rule, and
+/// a stamp marked -dev is refused without --allow-dev.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eng_variables_pick_server_and_channel() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = imgapi_server::start(imgapi_server::Options::new(
+        &tmp.path().join("imgapi"),
+        "127.0.0.1:0".parse().unwrap(),
+    ))
+    .unwrap();
+    let url = format!("http://{}", server.local_addr());
+    let run = |dir: &Path, env: &[(&str, &str)]| {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_xtask"));
+        c.args(["image", "publish", "demo", "--bits-dir"])
+            .arg(dir.join("bits"))
+            .env_remove("UPDATES_IMGADM_IDENTITY")
+            .env_remove("UPDATES_IMGADM_USER")
+            .env_remove("UPDATES_IMGADM_CHANNEL")
+            .env_remove("SSH_AUTH_SOCK")
+            .env("UPDATES_IMGADM_URL", &url)
+            .envs(env.iter().copied());
+        c
+    };
+
+    let a = tmp.path().join("a");
+    let uuid = bits_of(&a, "release-20261126-20261126T040638Z-gabc1234", false);
+    let out = run(&a, &[]).output().await.unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("channel staging"), "{}", stdout(&out));
+    assert_eq!(
+        channels_of(&url, uuid, "staging").await,
+        serde_json::json!(["staging"])
+    );
+
+    let b = tmp.path().join("b");
+    let uuid = bits_of(&b, "release-20261126-20261126T050638Z-gabc1234", false);
+    let out = run(&b, &[("UPDATES_IMGADM_CHANNEL", "experimental")])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        channels_of(&url, uuid, "experimental").await,
+        serde_json::json!(["experimental"])
+    );
+
+    // Dev says the stamp alone (no dev_build tag in this manifest).
+    let c = tmp.path().join("c");
+    bits_of(&c, "master-20261126T060638Z-gabc1234-dev", false);
+    let out = run(&c, &[]).output().await.unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("latest-build-stamp") && err.contains("--allow-dev"),
+        "{err}"
+    );
     server.close().await.unwrap();
 }
 

@@ -125,8 +125,9 @@ async fn a_tool_builds_installs_uploads_and_publishes() {
             .args(["rev-parse", "--short=7", "HEAD"])
             .output()
             .unwrap();
+        // Host binaries in a smartos tool: the stamp says dev.
         format!(
-            "main-20261126T091302Z-g{}",
+            "main-20261126T091302Z-g{}-dev",
             String::from_utf8_lossy(&o.stdout).trim()
         )
     };
@@ -183,10 +184,13 @@ async fn a_tool_builds_installs_uploads_and_publishes() {
 
     // Bits, in the eng layout.
     let store = tmp.path().join("store");
-    let o = xtask(&ws, &["bits", "upload", "demo-tool", "--dest"])
-        .arg(&store)
-        .output()
-        .unwrap();
+    let o = xtask(
+        &ws,
+        &["bits", "upload", "demo-tool", "--allow-dev", "--dest"],
+    )
+    .arg(&store)
+    .output()
+    .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     let stored = store.join(format!("demo-tool/{stamp}/demo-tool"));
     for f in [&installer, &manifest] {

@@ -3,7 +3,7 @@
 use super::*;
 
 /// The channels an updates server has, first is the default; `publish`
-/// picks one of these from the branch (see `zone_image::stamp`).
+/// picks one of these from the branch (see `buildstamp::channel_for_branch`).
 pub const DEFAULT_CHANNELS: &[(&str, &str)] = &[
     ("dev", "all development builds"),
     (

@@ -1,11 +1,16 @@
-//! What every transfer shares: the request budget, progress output and the
-//! test-only pause points.
+//! What every transfer shares: the request budget, progress output and,
+//! in debug builds only (what tests run), the pause points tests kill at;
+//! debug, not a cargo feature, so whichever build of xtask a test finds has
+//! them, and no release build does.
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
+#[cfg(debug_assertions)]
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::Semaphore;
 
+use crate::error::Result;
 use crate::progress::Reporter;
 
 /// Where an upload stops dead (for tests that SIGKILL it there): after N
@@ -18,6 +23,9 @@ pub enum PausePoint {
     BeforeMd5sums,
     BeforePointer,
 }
+
+/// The variable naming a [`PausePoint`]; read only in debug builds.
+pub const PAUSE_ENV: &str = "BITS_STORE_PAUSE_AT";
 
 impl std::str::FromStr for PausePoint {
     type Err = String;
@@ -45,47 +53,81 @@ pub struct Ctx {
     pub(crate) sem: Arc<Semaphore>,
     pub(crate) jobs: usize,
     pub(crate) reporter: Reporter,
+    #[cfg(debug_assertions)]
+    hooks: Hooks,
+}
+
+#[cfg(debug_assertions)]
+struct Hooks {
     pause: Option<PausePoint>,
     files: AtomicUsize,
     chunks: AtomicUsize,
 }
 
 impl Ctx {
-    pub fn new(jobs: usize, reporter: Reporter, pause: Option<PausePoint>) -> Arc<Ctx> {
-        let jobs = jobs.max(1);
-        Arc::new(Ctx {
+    /// In debug builds, a bad [`PAUSE_ENV`] is an error.
+    pub fn new(jobs: NonZeroUsize, reporter: Reporter) -> Result<Arc<Ctx>> {
+        let jobs = jobs.get();
+        Ok(Arc::new(Ctx {
             sem: Arc::new(Semaphore::new(jobs)),
             jobs,
             reporter,
+            #[cfg(debug_assertions)]
+            hooks: Hooks::from_env()?,
+        }))
+    }
+
+    pub(crate) fn file_stored(&self) {
+        #[cfg(debug_assertions)]
+        {
+            let n = self.hooks.files.fetch_add(1, Ordering::SeqCst) + 1;
+            if self.hooks.pause == Some(PausePoint::AfterFiles(n)) {
+                freeze("after-files");
+            }
+        }
+    }
+
+    pub(crate) fn chunk_written(&self) {
+        #[cfg(debug_assertions)]
+        {
+            let n = self.hooks.chunks.fetch_add(1, Ordering::SeqCst) + 1;
+            if self.hooks.pause == Some(PausePoint::MidFile(n)) {
+                freeze("mid-file");
+            }
+        }
+    }
+
+    pub(crate) fn at(&self, point: PausePoint) {
+        #[cfg(debug_assertions)]
+        if self.hooks.pause == Some(point) {
+            freeze(&format!("{point:?}"));
+        }
+        #[cfg(not(debug_assertions))]
+        let _ = point;
+    }
+}
+
+#[cfg(debug_assertions)]
+impl Hooks {
+    fn from_env() -> Result<Hooks> {
+        let pause = match std::env::var(PAUSE_ENV) {
+            Ok(v) if !v.is_empty() => Some(v.parse().map_err(|reason| crate::Error::BadFlag {
+                flag: PAUSE_ENV,
+                reason,
+            })?),
+            _ => None,
+        };
+        Ok(Hooks {
             pause,
             files: AtomicUsize::new(0),
             chunks: AtomicUsize::new(0),
         })
     }
-
-    pub(crate) fn file_stored(&self) {
-        let n = self.files.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.pause == Some(PausePoint::AfterFiles(n)) {
-            freeze("after-files");
-        }
-    }
-
-    pub(crate) fn chunk_written(&self) {
-        let n = self.chunks.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.pause == Some(PausePoint::MidFile(n)) {
-            freeze("mid-file");
-        }
-    }
-
-    pub(crate) fn at(&self, point: PausePoint) {
-        if self.pause == Some(point) {
-            freeze(&format!("{point:?}"));
-        }
-    }
 }
 
 /// Stop this thread for good: the test kills the process here. Blocking is
 /// the point, so other tasks may still finish what is already in flight.
+#[cfg(debug_assertions)]
 fn freeze(at: &str) -> ! {
     eprintln!("bits-store: paused at {at}");
     loop {

@@ -17,6 +17,20 @@ pub enum Error {
     )]
     Dirty { path: PathBuf, stamp: String },
 
+    #[error(
+        "{path}: stamp {stamp:?} is a dev build (host binaries in a SmartOS image); refusing to upload it (pass --allow-dev to upload anyway)"
+    )]
+    DevBuild { path: PathBuf, stamp: String },
+
+    #[error("no --branch given and git cannot name one; pass --branch (or BRANCH) or --stamp")]
+    NoBranch {
+        #[source]
+        source: buildstamp::Error,
+    },
+
+    #[error("{flag}: {reason}")]
+    BadFlag { flag: &'static str, reason: String },
+
     #[error("{what} {value:?}: {expected}")]
     BadName {
         what: &'static str,
@@ -49,7 +63,9 @@ pub enum Error {
     #[error("{object}: {message}")]
     Remote { object: String, message: String },
 
-    #[error("{path}: {source}")]
+    // The cause is the source, not in the message: printed as a chain
+    // (`{:#}`) each cause shows once.
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]
@@ -87,6 +103,9 @@ impl Error {
             Error::BadDest { .. }
                 | Error::BadBits { .. }
                 | Error::Dirty { .. }
+                | Error::DevBuild { .. }
+                | Error::BadFlag { .. }
+                | Error::NoBranch { .. }
                 | Error::BadName { .. }
                 | Error::MissingCredentials { .. }
                 | Error::NoBucket { .. }
@@ -103,3 +122,23 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_failure_names_the_os_error_once() {
+        let missing = std::env::temp_dir().join("bits-store-no-such-dir/x");
+        let e = Error::io(&missing, std::fs::read(&missing).unwrap_err());
+        // As the binaries print it: the message, then each cause.
+        let mut line = e.to_string();
+        let mut cur = std::error::Error::source(&e);
+        while let Some(c) = cur {
+            line.push_str(&format!(": {c}"));
+            cur = c.source();
+        }
+        assert!(line.starts_with(&missing.display().to_string()), "{line}");
+        assert_eq!(line.matches("os error 2").count(), 1, "{line}");
+    }
+}

@@ -6,12 +6,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use futures::{StreamExt, TryStreamExt};
+use buildstamp::Stamp;
+use futures::StreamExt;
 
 use crate::ctx::Ctx;
 use crate::dest::Dest;
 use crate::error::{Error, Result};
-use crate::layout::{self, Layout, Stamp};
+use crate::layout::{self, Layout};
 use crate::s3::S3Env;
 use crate::store::Store;
 
@@ -21,7 +22,7 @@ pub struct FetchOptions {
     pub prefix: String,
     pub name: String,
     /// Branch whose `-latest` to follow; None: the current git branch of
-    /// the working directory, else master.
+    /// the working directory (an error when git cannot name one).
     pub branch: Option<String>,
     pub stamp: Option<String>,
     pub out: PathBuf,
@@ -40,17 +41,20 @@ pub async fn fetch(opts: &FetchOptions, ctx: Arc<Ctx>) -> Result<FetchReport> {
     let prefix = layout::normalize_prefix(&opts.prefix)?;
     let lay = Layout::new(&prefix, &opts.name);
     if let Some(s) = &opts.stamp {
-        Stamp::parse(s).map_err(|expected| Error::BadName {
-            what: "--stamp",
-            value: s.clone(),
-            expected,
+        Stamp::parse(s).map_err(|e| Error::BadFlag {
+            flag: "--stamp",
+            reason: e.to_string(),
         })?;
     }
     let branch = match &opts.branch {
-        Some(b) => b.clone(),
-        None => layout::git_branch(Path::new(".")).unwrap_or_else(|| "master".into()),
+        Some(b) => {
+            layout::check_branch(b)?;
+            b.clone()
+        }
+        None => {
+            buildstamp::branch(Path::new("."), None).map_err(|source| Error::NoBranch { source })?
+        }
     };
-    layout::check_branch(&branch)?;
     let store = Store::open(&opts.dest, &opts.s3_env).await?;
 
     let stamp = match &opts.stamp {
@@ -64,9 +68,9 @@ pub async fn fetch(opts: &FetchOptions, ctx: Arc<Ctx>) -> Result<FetchReport> {
                     object: store.location(&key),
                     hint: format!("nothing of branch {branch} uploaded; pass --branch or --stamp"),
                 })?;
-            Stamp::parse(&s).map_err(|expected| Error::BadRemote {
+            Stamp::parse(&s).map_err(|e| Error::BadRemote {
                 object: store.location(&key),
-                reason: format!("names {s:?}; {expected}"),
+                reason: e.to_string(),
             })?;
             s
         }
@@ -84,7 +88,7 @@ pub async fn fetch(opts: &FetchOptions, ctx: Arc<Ctx>) -> Result<FetchReport> {
 
     let dir = opts.out.join(&opts.name);
     fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    let mut files: Vec<PathBuf> = futures::stream::iter(sums)
+    let fetched: Vec<Result<PathBuf>> = futures::stream::iter(sums)
         .map(|(file, md5)| {
             let store = store.clone();
             let ctx = ctx.clone();
@@ -92,7 +96,7 @@ pub async fn fetch(opts: &FetchOptions, ctx: Arc<Ctx>) -> Result<FetchReport> {
             let dir = dir.clone();
             async move {
                 let out = dir.join(&file);
-                let tmp = dir.join(format!(".{file}.partial"));
+                let tmp = partial(&dir, &file);
                 let bar = ctx.reporter.bar(&file, 0);
                 let got = store.download(&key, &tmp, &bar).await;
                 bar.done();
@@ -123,8 +127,18 @@ pub async fn fetch(opts: &FetchOptions, ctx: Arc<Ctx>) -> Result<FetchReport> {
             }
         })
         .buffer_unordered(ctx.jobs)
-        .try_collect()
-        .await?;
+        .collect()
+        .await;
+    // Every transfer runs to its end (each removes its own temp file when
+    // it fails) before the first error is reported: dropping the others
+    // mid-file would leave their temp files behind, as local copies run
+    // on threads that a drop does not stop.
+    let mut files = fetched.into_iter().collect::<Result<Vec<_>>>()?;
     files.sort();
     Ok(FetchReport { stamp, files })
+}
+
+/// Where a file lands until its md5 is verified.
+fn partial(dir: &Path, file: &str) -> PathBuf {
+    dir.join(format!(".{file}.partial"))
 }

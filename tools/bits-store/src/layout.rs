@@ -10,67 +10,15 @@
 //! `<base>` is `[<prefix>/]<name>`; keys here are `/`-separated and relative
 //! to the store's root (a directory, or a bucket plus key prefix).
 
-use std::path::Path;
-
 use crate::error::{Error, Result};
 
 pub const MD5SUMS: &str = "md5sums.txt";
 pub const STAMP_FILE: &str = "latest-build-stamp";
 pub const LATEST_RELEASE: &str = "latest-release";
 
-/// A build stamp: `<branch>-<UTC %Y%m%dT%H%M%SZ>-g<short sha>[-dirty]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stamp {
-    pub full: String,
-    pub branch: String,
-    pub dirty: bool,
-}
-
-impl Stamp {
-    /// Parse a stamp; `Err` holds what was expected.
-    pub fn parse(s: &str) -> Result<Stamp, &'static str> {
-        const EXPECTED: &str = "expected <branch>-<YYYYmmddTHHMMSSZ>-g<short sha>[-dirty], e.g. master-20261126T031500Z-gabc1234";
-        let (rest, dirty) = match s.strip_suffix("-dirty") {
-            Some(r) => (r, true),
-            None => (s, false),
-        };
-        let (rest, sha) = rest.rsplit_once("-g").ok_or(EXPECTED)?;
-        if sha.len() < 4 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(EXPECTED);
-        }
-        let (branch, ts) = rest.rsplit_once('-').ok_or(EXPECTED)?;
-        let tb = ts.as_bytes();
-        let ts_ok = tb.len() == 16
-            && tb[8] == b'T'
-            && tb[15] == b'Z'
-            && tb[..8].iter().all(u8::is_ascii_digit)
-            && tb[9..15].iter().all(u8::is_ascii_digit);
-        if !ts_ok || valid_component(branch).is_err() {
-            return Err(EXPECTED);
-        }
-        Ok(Stamp {
-            full: s.to_string(),
-            branch: branch.to_string(),
-            dirty,
-        })
-    }
-}
-
 /// A single path component safe to use as a key segment or file name.
 fn valid_component(s: &str) -> Result<(), &'static str> {
-    let ok = !s.is_empty()
-        && s != "."
-        && s != ".."
-        && !s.starts_with('.')
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'+'));
-    if ok {
-        Ok(())
-    } else {
-        Err(
-            "expected letters, digits, '-', '_', '.' or '+' (one path component, not starting with '.')",
-        )
-    }
+    buildstamp::check_component(s)
 }
 
 pub fn check_name(name: &str) -> Result<()> {
@@ -197,48 +145,9 @@ pub fn parse_md5sums(object: &str, body: &str) -> Result<Vec<(String, String)>> 
     Ok(out)
 }
 
-/// The current git branch of the repository holding `dir`, as eng derives
-/// it (`git symbolic-ref HEAD`, third `/` field), or None off a branch.
-pub fn git_branch(dir: &Path) -> Option<String> {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["symbolic-ref", "--quiet", "HEAD"])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let r = String::from_utf8(out.stdout).ok()?;
-    let b = r.trim().split('/').nth(2)?.to_string();
-    valid_component(&b).ok().map(|_| b)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stamps() {
-        let s = Stamp::parse("master-20261126T031500Z-gabc1234").unwrap();
-        assert_eq!(s.branch, "master");
-        assert!(!s.dirty);
-        let s = Stamp::parse("release-20261126-20261126T031500Z-gabc1234-dirty").unwrap();
-        assert_eq!(s.branch, "release-20261126");
-        assert!(s.dirty);
-        for bad in [
-            "",
-            "master",
-            "master-2026-gabc",
-            "master-20261126T031500-gabc1234",
-            "a/b-20261126T031500Z-gabc1234",
-            "-20261126T031500Z-gabc1234",
-            "master-20261126T031500Z-gxyz1234",
-        ] {
-            assert!(Stamp::parse(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn keys_and_md5sums() {

@@ -16,7 +16,7 @@ mod store;
 pub mod testing;
 mod upload;
 
-pub use ctx::{Ctx, PausePoint};
+pub use ctx::{Ctx, PAUSE_ENV, PausePoint};
 pub use dest::Dest;
 pub use error::{Error, Result};
 pub use fetch::{FetchOptions, FetchReport, fetch};

@@ -15,13 +15,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use buildstamp::Stamp;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::ctx::{Ctx, PausePoint};
 use crate::dest::Dest;
 use crate::error::{Error, Result};
 use crate::hash::md5_file;
-use crate::layout::{self, Layout, STAMP_FILE, Stamp};
+use crate::layout::{self, Layout, STAMP_FILE};
 use crate::s3::S3Env;
 use crate::store::Store;
 
@@ -34,9 +35,12 @@ pub struct UploadOptions {
     pub dest: Dest,
     /// Base under the store is `<prefix>/<name>` (eng's ENGBLD_DEST_OUT_PATH).
     pub prefix: String,
-    /// Pointer branch; None: the git branch of the bits dir, else the stamp's.
+    /// Pointer branch; None: the stamp's (the one its build took from git
+    /// or `BRANCH`).
     pub branch: Option<String>,
     pub allow_dirty: bool,
+    /// Upload a dev build (host binaries in a SmartOS image) anyway.
+    pub allow_dev: bool,
     /// `AWS_*` settings for an s3:// dest.
     pub s3_env: S3Env,
 }
@@ -103,14 +107,20 @@ pub fn load_component(opts: &UploadOptions, name: &str) -> Result<Component> {
         reason: format!("cannot read the build stamp: {e}"),
     })?;
     let line = raw.trim();
-    let stamp = Stamp::parse(line).map_err(|expected| Error::BadBits {
+    let stamp = Stamp::parse(line).map_err(|e| Error::BadBits {
         path: stamp_path.clone(),
-        reason: format!("stamp {line:?}: {expected}"),
+        reason: e.to_string(),
     })?;
+    if stamp.dev && !opts.allow_dev {
+        return Err(Error::DevBuild {
+            path: stamp_path,
+            stamp: stamp.to_string(),
+        });
+    }
     if stamp.dirty && !opts.allow_dirty {
         return Err(Error::Dirty {
             path: stamp_path,
-            stamp: stamp.full,
+            stamp: stamp.to_string(),
         });
     }
     let mut files = Vec::new();
@@ -134,10 +144,12 @@ pub fn load_component(opts: &UploadOptions, name: &str) -> Result<Component> {
     }
     files.sort();
     let branch = match &opts.branch {
-        Some(b) => b.clone(),
-        None => layout::git_branch(&opts.bits_dir).unwrap_or_else(|| stamp.branch.clone()),
+        Some(b) => {
+            layout::check_branch(b)?;
+            b.clone()
+        }
+        None => stamp.branch.clone(),
     };
-    layout::check_branch(&branch)?;
     Ok(Component {
         name: name.to_string(),
         layout: Layout::new(&opts.prefix, name),
@@ -197,7 +209,7 @@ pub async fn upload(opts: &UploadOptions, ctx: Arc<Ctx>) -> Result<UploadReport>
     // vouches for objects that carry no md5 of their own (see s3.rs).
     let mut stored_sums: Vec<Option<Vec<(String, String)>>> = Vec::new();
     for c in &comps {
-        let key = c.layout.md5sums(&c.stamp.full);
+        let key = c.layout.md5sums(&c.stamp.to_string());
         let sums = match store.get_small(&key).await? {
             // A stored md5sums.txt that does not parse is a damaged store,
             // not an absent one: say so rather than re-upload over it.
@@ -219,7 +231,7 @@ pub async fn upload(opts: &UploadOptions, ctx: Arc<Ctx>) -> Result<UploadReport>
         .map(|(i, file)| {
             let c = &comps[i];
             let src = c.dir.join(&file);
-            let key = c.layout.file(&c.stamp.full, &file);
+            let key = c.layout.file(&c.stamp.to_string(), &file);
             let store = store.clone();
             async move {
                 let (size, mtime) = stat(&src)?;
@@ -305,7 +317,7 @@ pub async fn upload(opts: &UploadOptions, ctx: Arc<Ctx>) -> Result<UploadReport>
     // Phase 3: md5sums.txt, then pointers, per component.
     let mut lines = Vec::new();
     for (i, c) in comps.iter().enumerate() {
-        let st = &c.stamp.full;
+        let st = &c.stamp.to_string();
         let sums: Vec<(String, String)> = plan
             .iter()
             .filter(|p| p.comp == i)

@@ -18,12 +18,13 @@ fn opts(bits: &Path, dest: &Path, names: &[&str]) -> UploadOptions {
         prefix: String::new(),
         branch: Some("master".into()),
         allow_dirty: false,
+        allow_dev: false,
         s3_env: S3Env::default(),
     }
 }
 
 fn ctx() -> std::sync::Arc<Ctx> {
-    Ctx::new(4, Reporter::Quiet, None)
+    Ctx::new(std::num::NonZeroUsize::new(4).unwrap(), Reporter::Quiet).unwrap()
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -197,6 +198,32 @@ fn dirty_stamp_refused_unless_allowed() {
     assert!(!dest.exists());
     o.allow_dirty = true;
     rt().block_on(upload(&o, ctx())).unwrap();
+    assert_eq!(
+        fs::read_link(dest.join("triton-api/master-latest")).unwrap(),
+        Path::new(&stamp)
+    );
+}
+
+#[test]
+fn dev_build_refused_unless_allowed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bits = tmp.path().join("bits");
+    let dest = tmp.path().join("store");
+    let stamp = format!("{STAMP}-dev");
+    make_bits(&bits, "triton-api", &stamp, 1000);
+    let mut o = opts(&bits, &dest, &["triton-api"]);
+    o.branch = None;
+    let err = rt().block_on(upload(&o, ctx())).unwrap_err();
+    assert!(
+        matches!(err, Error::DevBuild { .. }) && err.is_input(),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains("--allow-dev") && msg.contains(&stamp), "{msg}");
+    assert!(!dest.exists(), "nothing stored");
+    o.allow_dev = true;
+    rt().block_on(upload(&o, ctx())).unwrap();
+    // The stored stamp dir says dev too.
     assert_eq!(
         fs::read_link(dest.join("triton-api/master-latest")).unwrap(),
         Path::new(&stamp)

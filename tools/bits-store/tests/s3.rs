@@ -23,12 +23,13 @@ fn opts(moto: &Moto, bits: &Path, dest: &str) -> UploadOptions {
         prefix: String::new(),
         branch: Some("master".into()),
         allow_dirty: false,
+        allow_dev: false,
         s3_env: S3Env::from_pairs(moto.env()),
     }
 }
 
 fn ctx() -> std::sync::Arc<Ctx> {
-    Ctx::new(4, Reporter::Quiet, None)
+    Ctx::new(std::num::NonZeroUsize::new(4).unwrap(), Reporter::Quiet).unwrap()
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -404,12 +405,10 @@ fn cut_connections_then_one_rerun_match_an_uninterrupted_upload() {
     let mut env = moto.env();
     env.push(("AWS_ENDPOINT_URL".into(), proxy.url()));
     // A fixed seed: a failure names its run, and reruns cut the same way.
-    let mut x = 0x5eed_c0ff_ee12_3457u64;
+    let mut rng = fault_proxy::XorShift(0x5eed_c0ff_ee12_3457);
     let mut failed_runs = 0;
     for run in 0..20 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        let x = rng.next_u64();
         let (dir, span) = if run % 4 == 3 {
             (Direction::Down, 20_000)
         } else {

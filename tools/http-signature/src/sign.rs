@@ -155,7 +155,7 @@ fn parse_private_key(text: &str) -> Result<KeyFile, String> {
             Ok(key) => key,
             Err(e) => {
                 return short_scalar_ecdsa(text)
-                    .ok_or_else(|| format!("not a valid OpenSSH private key: {e}"));
+                    .unwrap_or_else(|| Err(format!("not a valid OpenSSH private key: {e}")));
             }
         };
         if key.is_encrypted() {
@@ -205,8 +205,9 @@ fn parse_private_key(text: &str) -> Result<KeyFile, String> {
 /// shorter than the curve size once its leading zero bytes are dropped
 /// (about one key in 256; RustCrypto/SSH#350): it reads past the mpint and
 /// reports "length invalid". Such keys are valid and ssh-keygen makes them,
-/// so read unencrypted ones here; None for anything else.
-fn short_scalar_ecdsa(text: &str) -> Option<KeyFile> {
+/// so read unencrypted ones here (and name P-521, which fails the same way
+/// half the time, as the unsupported type it is); None for anything else.
+fn short_scalar_ecdsa(text: &str) -> Option<Result<KeyFile, String>> {
     fn u32_of(r: &mut &[u8]) -> Option<u32> {
         let (n, rest) = r.split_first_chunk::<4>()?;
         *r = rest;
@@ -253,12 +254,15 @@ fn short_scalar_ecdsa(text: &str) -> Option<KeyFile> {
     match kind {
         b"ecdsa-sha2-nistp256" => {
             let k = p256::ecdsa::SigningKey::from_slice(&padded::<32>(d)?).ok()?;
-            (k.verifying_key().to_encoded_point(false).as_bytes() == q).then(|| p256_key(k))
+            (k.verifying_key().to_encoded_point(false).as_bytes() == q).then(|| Ok(p256_key(k)))
         }
         b"ecdsa-sha2-nistp384" => {
             let k = p384::ecdsa::SigningKey::from_slice(&padded::<48>(d)?).ok()?;
-            (k.verifying_key().to_encoded_point(false).as_bytes() == q).then(|| p384_key(k))
+            (k.verifying_key().to_encoded_point(false).as_bytes() == q).then(|| Ok(p384_key(k)))
         }
+        b"ecdsa-sha2-nistp521" => Some(Err(format!(
+            "unsupported key type ecdsa-sha2-nistp521; expected {SUPPORTED_KEYS}"
+        ))),
         _ => None,
     }
 }

@@ -1,6 +1,6 @@
-//! `image get-file`: an image's file from IMGAPI onto disk, checked as it
-//! arrives against the manifest's size and sha1 and the server's
-//! `Content-MD5`. Nothing is left at the destination unless all match.
+//! `image get-file` and `self-update`'s download: an image's file from
+//! IMGAPI onto disk, checked as it arrives against the manifest's size and
+//! sha1 and the server's `Content-MD5`. Nothing is left at the destination unless all match.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -27,6 +27,20 @@ pub async fn download_file(
         .get_image(uuid, channel)
         .await?
         .ok_or_else(|| Error::Other(format!("image {uuid} was not found in {}", api.url())))?;
+    save_file(api, &image, channel, dest, show_progress).await?;
+    Ok(image)
+}
+
+/// The file of `image`, whose manifest the caller has, into `dest`: a temp
+/// file beside it, renamed only when size, sha1 and Content-MD5 match.
+pub async fn save_file(
+    api: &Imgapi,
+    image: &Image,
+    channel: Option<&str>,
+    dest: &Path,
+    show_progress: bool,
+) -> Result<()> {
+    let uuid = image.uuid;
     let expected = match image.files.as_slice() {
         [f] => f.clone(),
         files => {
@@ -46,7 +60,7 @@ pub async fn download_file(
         move |err| Error::Io { path, err }
     };
     let mut tmp = tempfile::Builder::new()
-        .prefix(".tritonadm-get-file-")
+        .prefix(".tritonadm-download-")
         .tempfile_in(dir)
         .map_err(io(dir))?;
     let progress = if show_progress {
@@ -92,5 +106,5 @@ pub async fn download_file(
         path: dest.to_path_buf(),
         err: e.error,
     })?;
-    Ok(image)
+    Ok(())
 }

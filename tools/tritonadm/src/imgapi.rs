@@ -25,9 +25,33 @@ pub struct ConnectOptions {
     pub signer: Option<Arc<http_signature::Signer>>,
 }
 
+/// Seconds a transfer may go without a byte moving before it is given up
+/// as stalled (every read of a response; an upload's body and the wait
+/// for its answer).
+pub const READ_TIMEOUT_ENV: &str = "TRITONADM_READ_TIMEOUT";
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// [`READ_TIMEOUT_ENV`], else [`DEFAULT_READ_TIMEOUT`].
+pub fn read_timeout_from_env() -> Result<Duration> {
+    match std::env::var(READ_TIMEOUT_ENV) {
+        Err(std::env::VarError::NotPresent) => Ok(DEFAULT_READ_TIMEOUT),
+        Ok(v) => match v.trim().parse::<f64>() {
+            Ok(secs) if secs > 0.0 && secs.is_finite() => Ok(Duration::from_secs_f64(secs)),
+            _ => Err(Error::Input(format!(
+                "{READ_TIMEOUT_ENV}: expected a number of seconds above 0, got {v:?}"
+            ))),
+        },
+        Err(e) => Err(Error::Input(format!("{READ_TIMEOUT_ENV}: {e}"))),
+    }
+}
+
 pub struct Imgapi {
     url: String,
     client: Client,
+    /// Without reqwest's read timeout, which would also bound the time to
+    /// send a whole upload; uploads watch for stalls themselves.
+    upload_client: Client,
+    read_timeout: Duration,
 }
 
 /// Describe a failed call: which operation, which server, and what came
@@ -47,8 +71,10 @@ fn api_error(
     let detail = match &e {
         E2::ErrorResponse(rv) => format!("{}: {}", rv.status(), **rv),
         E2::CommunicationError(re) | E2::ResponseBodyError(re) | E2::InvalidUpgrade(re) => {
-            let chain = error_chain(re);
-            if chain.contains("certificate") || chain.contains("InvalidCertificate") {
+            let chain = crate::dc::error_chain(re);
+            if re.is_timeout() {
+                format!("{chain} ({})", stalled_hint())
+            } else if chain.contains("certificate") || chain.contains("InvalidCertificate") {
                 format!(
                     "{chain} (TLS: the server's certificate is not trusted by this \
                      machine; --insecure skips verification)"
@@ -136,10 +162,22 @@ fn verify_md5(
                 }
                 Some((Ok(chunk), Some(st)))
             }
-            Some(Err(e)) => Some((
-                Err(Error::Other(format!("{}: {}", st.op, error_chain(&e)))),
-                None,
-            )),
+            Some(Err(e)) => {
+                let hint = if e.is_timeout() {
+                    format!(" ({})", stalled_hint())
+                } else {
+                    String::new()
+                };
+                Some((
+                    Err(Error::Other(format!(
+                        "{}: the download broke off after {} bytes: {}{hint}",
+                        st.op,
+                        st.received,
+                        crate::dc::error_chain(&e)
+                    ))),
+                    None,
+                ))
+            }
             None => {
                 let (md5, want) = st.check?;
                 let got = md5.finish();
@@ -160,31 +198,49 @@ fn verify_md5(
     .boxed()
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        cur = s.source();
-    }
-    parts.join(": ")
+fn stalled_hint() -> String {
+    format!("no data within the read timeout: the peer stalled; {READ_TIMEOUT_ENV} sets the limit")
 }
 
 impl Imgapi {
+    /// A client for `url`; its read timeout comes from
+    /// [`READ_TIMEOUT_ENV`].
     pub fn connect(url: &str, opts: &ConnectOptions) -> Result<Imgapi> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("tritonadm/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(15))
-            .tls_danger_accept_invalid_certs(opts.insecure)
-            .build()
-            .map_err(|e| Error::Other(format!("building the HTTP client: {}", error_chain(&e))))?;
+        let read_timeout = read_timeout_from_env()?;
+        let builder = || {
+            reqwest::Client::builder()
+                .user_agent(concat!("tritonadm/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(Duration::from_secs(15))
+                .tls_danger_accept_invalid_certs(opts.insecure)
+        };
+        let build = |b: reqwest::ClientBuilder| {
+            b.build().map_err(|e| {
+                Error::Other(format!(
+                    "building the HTTP client: {}",
+                    crate::dc::error_chain(&e)
+                ))
+            })
+        };
         let url = url.trim_end_matches('/').to_string();
-        let client =
-            Client::new_with_client(&url, http, imgapi_client::Auth::new(opts.signer.clone()));
-        Ok(Imgapi { url, client })
+        // One Auth: the two clients share its last-status slot.
+        let auth = imgapi_client::Auth::new(opts.signer.clone());
+        let client = Client::new_with_client(
+            &url,
+            build(builder().read_timeout(read_timeout))?,
+            auth.clone(),
+        );
+        let upload_client = Client::new_with_client(&url, build(builder())?, auth);
+        Ok(Imgapi {
+            url,
+            client,
+            upload_client,
+            read_timeout,
+        })
+    }
+
+    /// How long a transfer may go without a byte moving.
+    pub fn read_timeout(&self) -> Duration {
+        self.read_timeout
     }
 
     fn error(&self, op: &str, e: imgapi_client::Error<ImgapiError>) -> Error {
@@ -323,6 +379,8 @@ impl Imgapi {
         .await
     }
 
+    /// AddImageFile. No read timeout applies (a large upload may take
+    /// long): callers watch the body for stalls.
     pub async fn add_file(
         &self,
         uuid: Uuid,
@@ -333,7 +391,7 @@ impl Imgapi {
         body: reqwest::Body,
     ) -> Result<Image> {
         let mut req = self
-            .client
+            .upload_client
             .add_image_file()
             .uuid(uuid)
             .compression(compression.clone())

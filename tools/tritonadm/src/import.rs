@@ -1,22 +1,25 @@
 //! `image import` and `image import-remote`.
 //!
-//! Import is: check the file against the manifest locally (size, then
-//! sha1) before any request; make sure the origin chain is in the target
-//! IMGAPI (AdminImportRemoteImage from the source, deepest origin first);
-//! AdminImportImage; AddImageFile streamed from disk; ActivateImage. Rerun
+//! Import is: check the file's size against the manifest before any
+//! request; make sure the origin chain is in the target IMGAPI
+//! (AdminImportRemoteImage from the source, deepest origin first);
+//! AdminImportImage; AddImageFile streamed from disk, hashed as it goes
+//! (one read of the file, and a mismatch never completes the upload);
+//! ActivateImage. Rerun
 //! against an active image it stops early; against an unactivated one (a
 //! previous run that failed midway) it completes it.
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use imgapi_api::{Image, ImageActionResponse, ImageFile, ImageState};
 use sha1::{Digest as _, Sha1};
 use uuid::Uuid;
 
-use crate::imgapi::{ConnectOptions, Imgapi};
+use crate::imgapi::{ConnectOptions, Imgapi, READ_TIMEOUT_ENV};
 use crate::progress::Progress;
 use crate::target::split_source;
 use crate::{Error, Result};
@@ -117,12 +120,12 @@ pub fn load_manifest(path: &Path) -> Result<LocalManifest> {
     })
 }
 
-/// Size first (free), then SHA-1 in one streaming pass.
-pub fn verify_file(path: &Path, expected: &ImageFile, show_progress: bool) -> Result<()> {
-    let io = |e: std::io::Error| {
-        Error::Input(format!("{}: cannot read image file: {e}", path.display()))
-    };
-    let size = std::fs::metadata(path).map_err(io)?.len();
+/// The file's size against the manifest's: a `stat`, so it runs before
+/// any request.
+fn check_size(path: &Path, expected: &ImageFile) -> Result<()> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| read_error(path, e))?
+        .len();
     if size != expected.size {
         return Err(Error::Input(format!(
             "{}: size is {size} bytes, the manifest (files[0].size) says {}",
@@ -130,62 +133,85 @@ pub fn verify_file(path: &Path, expected: &ImageFile, show_progress: bool) -> Re
             expected.size
         )));
     }
+    Ok(())
+}
+
+fn read_error(path: &Path, e: std::io::Error) -> Error {
+    Error::Input(format!("{}: cannot read image file: {e}", path.display()))
+}
+
+fn sha1_mismatch(path: &Path, got: &str, expected: &ImageFile) -> Error {
+    Error::Input(format!(
+        "{}: sha1 is {got}, the manifest (files[0].sha1) says {}",
+        path.display(),
+        expected.sha1
+    ))
+}
+
+/// Size, then SHA-1, of a file against the manifest, without sending it.
+pub fn verify_file(path: &Path, expected: &ImageFile, show_progress: bool) -> Result<()> {
+    check_size(path, expected)?;
     let progress = if show_progress {
-        Progress::new("checking", size)
+        Progress::new("checking", expected.size)
     } else {
         Progress::hidden()
     };
-    let f = std::fs::File::open(path).map_err(io)?;
-    let hasher = hash_pipelined(f, &progress).map_err(io)?;
+    let f = std::fs::File::open(path).map_err(|e| read_error(path, e))?;
+    let verdict = read_verified(f, path, expected, &progress, |_| true);
     progress.finish();
-    let sha1 = hex::encode(hasher.finalize());
-    if !sha1.eq_ignore_ascii_case(&expected.sha1) {
-        return Err(Error::Input(format!(
-            "{}: sha1 is {sha1}, the manifest (files[0].sha1) says {}",
-            path.display(),
-            expected.sha1
-        )));
-    }
-    Ok(())
+    verdict
 }
 
 const CHUNK: usize = 1024 * 1024;
 
-/// SHA-1 of a reader, with reading (a copy out of the page cache) on its
-/// own thread so it overlaps the hashing: this check runs before every
-/// upload, so it is on the import's critical path.
-fn hash_pipelined(mut f: std::fs::File, progress: &Progress) -> std::io::Result<Sha1> {
-    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(4);
-    let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
-    std::thread::scope(|scope| {
-        scope.spawn(move || {
-            loop {
-                let mut buf = empty_rx.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK]);
-                buf.resize(CHUNK, 0);
-                match read_full(&mut f, &mut buf) {
-                    Ok(0) => return,
-                    Ok(n) => {
-                        buf.truncate(n);
-                        if full_tx.send(Ok(buf)).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = full_tx.send(Err(e));
-                        return;
-                    }
-                }
-            }
-        });
-        let mut hasher = Sha1::new();
-        for buf in full_rx {
-            let buf = buf?;
-            hasher.update(&buf);
-            progress.inc(buf.len() as u64);
-            let _ = empty_tx.send(buf);
+/// Read `f` in chunks, hashing each, and hand them to `emit` (which says
+/// whether to go on). The chunk that completes `expected.size` is held
+/// back until the whole file is known to match, so a consumer never sees
+/// the end of a file that does not. Returns the verdict: `Ok` only when
+/// every byte was read and matched; `emit` refusing more is `Ok` too (the
+/// consumer has gone and reports its own error).
+fn read_verified(
+    mut f: std::fs::File,
+    path: &Path,
+    expected: &ImageFile,
+    progress: &Progress,
+    mut emit: impl FnMut(bytes::Bytes) -> bool,
+) -> Result<()> {
+    let mut hasher = Sha1::new();
+    let mut total = 0u64;
+    loop {
+        let mut buf = vec![0u8; CHUNK];
+        let n = read_full(&mut f, &mut buf).map_err(|e| read_error(path, e))?;
+        buf.truncate(n);
+        hasher.update(&buf);
+        total += n as u64;
+        progress.inc(n as u64);
+        // The file changed under us since its size was checked.
+        let grew = total == expected.size
+            && n > 0
+            && read_full(&mut f, &mut [0u8; 1]).map_err(|e| read_error(path, e))? > 0;
+        if grew || total > expected.size || (n == 0 && total < expected.size) {
+            return Err(Error::Input(format!(
+                "{}: the file changed while being read (its size is no longer the {} bytes \
+                 files[0].size says)",
+                path.display(),
+                expected.size
+            )));
         }
-        Ok(hasher)
-    })
+        if total == expected.size {
+            let got = hex::encode(std::mem::take(&mut hasher).finalize());
+            if !got.eq_ignore_ascii_case(&expected.sha1) {
+                return Err(sha1_mismatch(path, &got, expected));
+            }
+            if n > 0 {
+                emit(bytes::Bytes::from(buf));
+            }
+            return Ok(());
+        }
+        if !emit(bytes::Bytes::from(buf)) {
+            return Ok(());
+        }
+    }
 }
 
 /// Fill `buf` as far as the file allows; 0 only at the end.
@@ -204,10 +230,12 @@ fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
 
 /// The upload body: chunks from the reader thread, with its exact length
 /// declared so the request carries `Content-Length` (as `curl -T` does)
-/// rather than chunked encoding.
+/// rather than chunked encoding. Each chunk taken stamps `moved`, which
+/// the stall watchdog reads.
 struct SizedBody {
     rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
     remaining: u64,
+    moved: Arc<Activity>,
 }
 
 impl http_body::Body for SizedBody {
@@ -219,6 +247,7 @@ impl http_body::Body for SizedBody {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<std::io::Result<http_body::Frame<bytes::Bytes>>>> {
         self.rx.poll_recv(cx).map(|item| {
+            self.moved.touch();
             item.map(|r| {
                 r.map(|b| {
                     self.remaining = self.remaining.saturating_sub(b.len() as u64);
@@ -230,6 +259,46 @@ impl http_body::Body for SizedBody {
 
     fn size_hint(&self) -> http_body::SizeHint {
         http_body::SizeHint::with_exact(self.remaining)
+    }
+}
+
+/// When the upload last moved, in ms since it started.
+struct Activity {
+    start: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn idle(&self) -> Duration {
+        self.start
+            .elapsed()
+            .saturating_sub(Duration::from_millis(self.last_ms.load(Ordering::Relaxed)))
+    }
+
+    /// Resolves once nothing has moved for `limit`. reqwest's own
+    /// `read_timeout` cannot serve here: it runs from the request's start
+    /// to the response headers, so it would cut long uploads that are
+    /// moving fine.
+    async fn stalled(&self, limit: Duration) {
+        loop {
+            let idle = self.idle();
+            if idle >= limit {
+                return;
+            }
+            tokio::time::sleep(limit - idle).await;
+        }
     }
 }
 
@@ -262,7 +331,8 @@ pub async fn import_image(
     opts: &ImportOptions,
 ) -> Result<Outcome> {
     let local = load_manifest(manifest_path)?;
-    verify_file(file_path, &local.file, opts.show_progress)?;
+    // The sha1 is checked while sending (see `upload`).
+    check_size(file_path, &local.file)?;
     let uuid = local.image.uuid;
     let channel = opts.channel.as_deref();
 
@@ -299,7 +369,7 @@ pub async fn import_image(
             f.sha1.eq_ignore_ascii_case(&local.file.sha1) && f.size == local.file.size
         });
     if !already_uploaded {
-        upload(
+        let sent = upload(
             api,
             uuid,
             channel,
@@ -307,7 +377,10 @@ pub async fn import_image(
             file_path,
             opts.show_progress,
         )
-        .await?;
+        .await;
+        if let Err(e) = sent {
+            return Err(unfinished(api, uuid, channel, resumed, e).await);
+        }
         println!("Added file {} to image {uuid}", file_path.display());
     }
     let active = api.activate(uuid, channel).await?;
@@ -319,6 +392,36 @@ pub async fn import_image(
     })
 }
 
+/// AddImageFile with the manifest's sha1 and size (the server checks them
+/// too), hashing the file as it is read. The reader holds back the last
+/// chunk until the hash is known and, on a mismatch, fails the body
+/// instead: the request is aborted short of its `Content-Length`, so the
+/// server never gets a whole file. The local verdict, when there is one,
+/// is the error returned (an input error).
+/// Say what became of the image after a failed upload. A file that does
+/// not match its manifest takes back the image this run created (it could
+/// never be completed); otherwise it stays unactivated for a rerun.
+async fn unfinished(
+    api: &Imgapi,
+    uuid: Uuid,
+    channel: Option<&str>,
+    resumed: bool,
+    e: Error,
+) -> Error {
+    let stays = format!("image {uuid} stays unactivated in {}", api.url());
+    match e {
+        Error::Input(m) if !resumed => match api.delete(uuid, channel).await {
+            Ok(()) => Error::Input(format!(
+                "{m}; nothing was activated, and image {uuid} was removed from {}",
+                api.url()
+            )),
+            Err(d) => Error::Input(format!("{m}; {stays} (removing it failed: {d})")),
+        },
+        Error::Input(m) => Error::Input(format!("{m}; {stays}")),
+        other => Error::Other(format!("{other}; {stays}, a rerun completes it")),
+    }
+}
+
 async fn upload(
     api: &Imgapi,
     uuid: Uuid,
@@ -327,54 +430,54 @@ async fn upload(
     path: &Path,
     show_progress: bool,
 ) -> Result<Image> {
-    let mut f = std::fs::File::open(path).map_err(|err| Error::Io {
-        path: path.to_path_buf(),
-        err,
-    })?;
+    let f = std::fs::File::open(path).map_err(|e| read_error(path, e))?;
     let progress = Arc::new(if show_progress {
         Progress::new("uploading", file.size)
     } else {
         Progress::hidden()
     });
-    // A blocking reader thread feeds 1 MiB chunks through a small bounded
-    // channel: memory stays flat whatever the image size, and reading
-    // overlaps sending.
+    // A small bounded channel: memory stays flat whatever the image size,
+    // and reading and hashing overlap sending.
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
-    let p = progress.clone();
-    std::thread::spawn(move || {
-        loop {
-            let mut buf = vec![0u8; CHUNK];
-            match read_full(&mut f, &mut buf) {
-                Ok(0) => return,
-                Ok(n) => {
-                    buf.truncate(n);
-                    p.inc(n as u64);
-                    if tx.blocking_send(Ok(bytes::Bytes::from(buf))).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    return;
-                }
+    // Filled before the body fails, so it is there when the request does.
+    let verdict: Arc<Mutex<Option<Error>>> = Arc::default();
+    {
+        let (p, v, path, file) = (
+            progress.clone(),
+            verdict.clone(),
+            path.to_path_buf(),
+            file.clone(),
+        );
+        std::thread::spawn(move || {
+            let r = read_verified(f, &path, &file, &p, |b| tx.blocking_send(Ok(b)).is_ok());
+            if let Err(e) = r {
+                *v.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                let _ = tx.blocking_send(Err(std::io::Error::other(
+                    "upload aborted: the file does not match its manifest",
+                )));
             }
-        }
-    });
+        });
+    }
+    let moved = Arc::new(Activity::new());
     let body = reqwest::Body::wrap(SizedBody {
         rx,
         remaining: file.size,
+        moved: moved.clone(),
     });
-    let r = api
-        .add_file(
-            uuid,
-            channel,
-            &file.compression,
-            &file.sha1,
-            file.size,
-            body,
-        )
-        .await;
+    let limit = api.read_timeout();
+    let r = tokio::select! {
+        r = api.add_file(uuid, channel, &file.compression, &file.sha1, file.size, body) => r,
+        () = moved.stalled(limit) => Err(Error::Other(format!(
+            "AddImageFile {uuid} at {}: nothing moved for {} s, the connection stalled \
+             ({READ_TIMEOUT_ENV} sets this limit)",
+            api.url(),
+            limit.as_secs_f64()
+        ))),
+    };
     progress.finish();
+    if let Some(local) = verdict.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return Err(local);
+    }
     r
 }
 

@@ -1,7 +1,11 @@
 //! tritonadm's logic, as a library so `cargo xtask image publish` and the
 //! tests run the same code as the CLI.
 //!
-//! - [`target`]: which IMGAPI to talk to (flag, env, headnode config).
+//! - [`target`]: where each DC API is (flag, env, headnode config).
+//! - [`dc`]: the DC's clients, the updates server and channel, and how a
+//!   failed call is told.
+//! - [`views`]: `services`, `instances`, `avail`, `dc-maint status`.
+//! - [`post_setup`]: `post-setup triton-api`, `post-setup common-external-nics`.
 //! - [`imgapi`]: the client (TLS, signing) and error rendering.
 //! - [`import`]: `image import` / `image import-remote`: verify locally,
 //!   make sure the origin chain is there, import, upload, activate.
@@ -12,13 +16,16 @@
 //!   the installer; `--rollback`.
 //! - [`version`]: the build stamp `--version` prints.
 
+pub mod dc;
 pub mod download;
 pub mod imgapi;
 pub mod import;
+pub mod post_setup;
 pub mod progress;
 pub mod self_update;
 pub mod target;
 pub mod version;
+pub mod views;
 
 use std::path::PathBuf;
 

@@ -1,5 +1,6 @@
 //! tritonadm: the Triton operator CLI.
 
+mod dc_cmd;
 mod self_update_cmd;
 
 use std::path::{Path, PathBuf};
@@ -39,6 +40,8 @@ struct Cli {
     /// Say which IMGAPI is used and why.
     #[arg(short, long, global = true)]
     verbose: bool,
+    #[command(flatten)]
+    dc: dc_cmd::DcFlags,
     #[command(subcommand)]
     command: Command,
 }
@@ -48,6 +51,33 @@ enum Command {
     /// Images in the datacenter's IMGAPI.
     #[command(subcommand)]
     Image(ImageCmd),
+    /// The DC's SAPI services: TYPE UUID NAME IMAGE INSTS.
+    Services {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The DC's SAPI instances and their VMs.
+    Instances {
+        /// Only this service's instances.
+        #[arg(long)]
+        service: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Newer images on the updates server than each service runs.
+    Avail {
+        service: Option<String>,
+        #[arg(long)]
+        channel: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// DC maintenance mode.
+    #[command(subcommand)]
+    DcMaint(dc_cmd::DcMaintCmd),
+    /// Set a service up in the DC (or upgrade it).
+    #[command(subcommand)]
+    PostSetup(dc_cmd::PostSetupCmd),
     /// Update tritonadm from the updates server, or roll it back.
     SelfUpdate(self_update_cmd::SelfUpdateArgs),
     /// Print shell completions.
@@ -185,6 +215,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             return Ok(());
         }
         Command::Man => return self_update_cmd::man(),
+        Command::Services { json } => return dc_cmd::services(&cli, *json).await,
+        Command::Instances { service, json } => {
+            return dc_cmd::instances(&cli, service.as_deref(), *json).await;
+        }
+        Command::Avail {
+            service,
+            channel,
+            json,
+        } => return dc_cmd::avail(&cli, service.as_deref(), channel.as_deref(), *json).await,
+        Command::DcMaint(cmd) => return dc_cmd::dc_maint(&cli, cmd).await,
+        Command::PostSetup(cmd) => return dc_cmd::post_setup(&cli, cmd).await,
     };
     let import_opts = |source: &str, channel: &Option<String>| ImportOptions {
         source: source.to_string(),

@@ -5,13 +5,10 @@
 //! archives and crash repair are the installer's
 //! (`tools/zone-image/src/tool/installer.sh`), so there is one of each.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use futures::StreamExt as _;
 use imgapi_api::{Compression, Image, StateFilter};
-use sha1::{Digest as _, Sha1};
 use uuid::Uuid;
 
 use crate::imgapi::Imgapi;
@@ -195,11 +192,12 @@ pub async fn find(api: &Imgapi, which: Which, channel: &str) -> Result<Image> {
     Ok(image)
 }
 
-/// Stream the image's installer into `dir`, hashing as it arrives; the
-/// file is kept only when size and sha1 match the manifest.
+/// Stream the image's installer into `dir` (the one download path,
+/// [`crate::download::save_file`]): the file is kept only when size, sha1
+/// and Content-MD5 match.
 pub async fn download(api: &Imgapi, image: &Image, channel: &str, dir: &Path) -> Result<PathBuf> {
-    let expected = match image.files.as_slice() {
-        [f] if f.compression == Compression::None => f,
+    match image.files.as_slice() {
+        [f] if f.compression == Compression::None => {}
         [f] => {
             return Err(Error::Other(format!(
                 "image {}: files[0].compression is {}, an installer is not compressed (none)",
@@ -214,64 +212,13 @@ pub async fn download(api: &Imgapi, image: &Image, channel: &str, dir: &Path) ->
                 image.files.len()
             )));
         }
-    };
+    }
     std::fs::create_dir_all(dir).map_err(|err| Error::Io {
         path: dir.to_path_buf(),
         err,
     })?;
     let dest = dir.join(format!("{NAME}-{}.sh", image.version));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{NAME}-download-"))
-        .tempfile_in(dir)
-        .map_err(|err| Error::Io {
-            path: dir.to_path_buf(),
-            err,
-        })?;
-    let mut stream = api.get_file(image.uuid, Some(channel)).await?;
-    let mut sha1 = Sha1::new();
-    let mut size = 0u64;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            Error::Other(format!(
-                "GetImageFile {} at {}: the download broke off after {size} bytes: {e}",
-                image.uuid,
-                api.url()
-            ))
-        })?;
-        size += chunk.len() as u64;
-        if size > expected.size {
-            return Err(Error::Other(format!(
-                "download of image {}: more than the {} bytes the manifest says; nothing installed",
-                image.uuid, expected.size
-            )));
-        }
-        sha1.update(&chunk);
-        tmp.write_all(&chunk).map_err(|err| Error::Io {
-            path: tmp.path().to_path_buf(),
-            err,
-        })?;
-    }
-    if size != expected.size {
-        return Err(Error::Other(format!(
-            "download of image {}: {size} bytes, the manifest says {}; nothing installed",
-            image.uuid, expected.size
-        )));
-    }
-    let got = hex::encode(sha1.finalize());
-    if !got.eq_ignore_ascii_case(&expected.sha1) {
-        return Err(Error::Other(format!(
-            "download of image {}: sha1 {got}, the manifest says {}; nothing installed",
-            image.uuid, expected.sha1
-        )));
-    }
-    tmp.as_file().sync_all().map_err(|err| Error::Io {
-        path: tmp.path().to_path_buf(),
-        err,
-    })?;
-    tmp.persist(&dest).map_err(|e| Error::Io {
-        path: dest.clone(),
-        err: e.error,
-    })?;
+    crate::download::save_file(api, image, Some(channel), &dest, false).await?;
     Ok(dest)
 }
 

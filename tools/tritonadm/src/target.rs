@@ -1,5 +1,6 @@
-//! Which IMGAPI: `--imgapi-url`, else `IMGAPI_URL`, else the headnode's
-//! `/usbkey/config` (`http://imgapi.<datacenter_name>.<dns_domain>`).
+//! Where each DC API is: `--<api>-url`, else `<API>_URL`, else the
+//! headnode's `/usbkey/config` (`<api>_domain` → `http://<domain>`, or
+//! `http://<api>.<datacenter_name>.<dns_domain>` when that line is absent).
 
 use std::path::{Path, PathBuf};
 
@@ -7,20 +8,148 @@ use crate::{Error, Result};
 
 pub const HEADNODE_CONFIG: &str = "/usbkey/config";
 
+/// The DC's core APIs tritonadm talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    Sapi,
+    Vmapi,
+    Napi,
+    Papi,
+    Cnapi,
+    Imgapi,
+}
+
+impl Api {
+    pub const ALL: [Api; 6] = [
+        Api::Sapi,
+        Api::Vmapi,
+        Api::Napi,
+        Api::Papi,
+        Api::Cnapi,
+        Api::Imgapi,
+    ];
+
+    /// The lower-case name: the DNS label and the `<name>_domain` key.
+    pub fn name(self) -> &'static str {
+        match self {
+            Api::Sapi => "sapi",
+            Api::Vmapi => "vmapi",
+            Api::Napi => "napi",
+            Api::Papi => "papi",
+            Api::Cnapi => "cnapi",
+            Api::Imgapi => "imgapi",
+        }
+    }
+
+    /// How messages name it: `SAPI`, `VMAPI`, ...
+    pub fn label(self) -> &'static str {
+        match self {
+            Api::Sapi => "SAPI",
+            Api::Vmapi => "VMAPI",
+            Api::Napi => "NAPI",
+            Api::Papi => "PAPI",
+            Api::Cnapi => "CNAPI",
+            Api::Imgapi => "IMGAPI",
+        }
+    }
+
+    pub fn flag(self) -> &'static str {
+        match self {
+            Api::Sapi => "--sapi-url",
+            Api::Vmapi => "--vmapi-url",
+            Api::Napi => "--napi-url",
+            Api::Papi => "--papi-url",
+            Api::Cnapi => "--cnapi-url",
+            Api::Imgapi => "--imgapi-url",
+        }
+    }
+
+    pub fn env(self) -> &'static str {
+        match self {
+            Api::Sapi => "SAPI_URL",
+            Api::Vmapi => "VMAPI_URL",
+            Api::Napi => "NAPI_URL",
+            Api::Papi => "PAPI_URL",
+            Api::Cnapi => "CNAPI_URL",
+            Api::Imgapi => "IMGAPI_URL",
+        }
+    }
+}
+
 /// Where the URL came from, for `-v`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UrlSource {
-    Flag,
-    Env,
+    Flag(&'static str),
+    Env(&'static str),
     HeadnodeConfig(PathBuf),
 }
 
 impl std::fmt::Display for UrlSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            UrlSource::Flag => write!(f, "--imgapi-url"),
-            UrlSource::Env => write!(f, "IMGAPI_URL"),
+            UrlSource::Flag(flag) => write!(f, "{flag}"),
+            UrlSource::Env(var) => write!(f, "{var}"),
             UrlSource::HeadnodeConfig(p) => write!(f, "headnode config {}", p.display()),
+        }
+    }
+}
+
+/// The headnode config (`/usbkey/config`): `key=value` lines.
+#[derive(Debug, Clone)]
+pub struct HeadnodeConfig {
+    pub path: PathBuf,
+    text: String,
+}
+
+impl HeadnodeConfig {
+    /// `Ok(None)` when the file does not exist (not on a headnode).
+    pub fn load(path: &Path) -> Result<Option<HeadnodeConfig>> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Ok(Some(HeadnodeConfig {
+                path: path.to_path_buf(),
+                text,
+            })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(Error::Io {
+                path: path.to_path_buf(),
+                err,
+            }),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<String> {
+        config_value(&self.text, key)
+    }
+
+    /// A key that must be there; the error names the file and the key.
+    pub fn require(&self, key: &str) -> Result<String> {
+        self.get(key).ok_or_else(|| {
+            Error::Input(format!(
+                "{}: {key}: missing (expected a line {key}=<value>)",
+                self.path.display()
+            ))
+        })
+    }
+
+    /// `<api>_domain` → `http://<domain>`, else
+    /// `http://<api>.<datacenter_name>.<dns_domain>`.
+    pub fn url(&self, api: Api) -> Result<String> {
+        if let Some(d) = self.get(&format!("{}_domain", api.name())) {
+            let key = format!("{}: {}_domain", self.path.display(), api.name());
+            return check_url(&format!("http://{d}"), &key);
+        }
+        let dc = self.get("datacenter_name");
+        let domain = self.get("dns_domain");
+        match (dc, domain) {
+            (Some(dc), Some(domain)) => Ok(format!("http://{}.{dc}.{domain}", api.name())),
+            (None, _) => Err(Error::Input(format!(
+                "{}: datacenter_name: missing (expected a line datacenter_name=<name>)",
+                self.path.display()
+            ))),
+            (_, None) => Err(Error::Input(format!(
+                "{}: dns_domain: missing (expected a line dns_domain=<domain>)",
+                self.path.display()
+            ))),
         }
     }
 }
@@ -31,44 +160,36 @@ pub fn resolve(
     env: Option<&str>,
     headnode_config: &Path,
 ) -> Result<(String, UrlSource)> {
+    resolve_api(Api::Imgapi, flag, env, headnode_config)
+}
+
+/// Pick one API's URL: flag, else environment value, else headnode config.
+pub fn resolve_api(
+    api: Api,
+    flag: Option<&str>,
+    env: Option<&str>,
+    headnode_config: &Path,
+) -> Result<(String, UrlSource)> {
     if let Some(u) = flag.filter(|u| !u.is_empty()) {
-        return Ok((check_url(u, "--imgapi-url")?, UrlSource::Flag));
+        return Ok((check_url(u, api.flag())?, UrlSource::Flag(api.flag())));
     }
     if let Some(u) = env.filter(|u| !u.is_empty()) {
-        return Ok((check_url(u, "IMGAPI_URL")?, UrlSource::Env));
+        return Ok((check_url(u, api.env())?, UrlSource::Env(api.env())));
     }
-    let text = match std::fs::read_to_string(headnode_config) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::Input(format!(
-                "no IMGAPI given: pass --imgapi-url or set IMGAPI_URL \
-                 (not on a headnode: {} does not exist)",
-                headnode_config.display()
-            )));
-        }
-        Err(err) => {
-            return Err(Error::Io {
-                path: headnode_config.to_path_buf(),
-                err,
-            });
-        }
+    let Some(config) = HeadnodeConfig::load(headnode_config)? else {
+        return Err(Error::Input(format!(
+            "no {} given: pass {} or set {} \
+             (not on a headnode: {} does not exist)",
+            api.label(),
+            api.flag(),
+            api.env(),
+            headnode_config.display()
+        )));
     };
-    let dc = config_value(&text, "datacenter_name");
-    let domain = config_value(&text, "dns_domain");
-    match (dc, domain) {
-        (Some(dc), Some(domain)) => Ok((
-            format!("http://imgapi.{dc}.{domain}"),
-            UrlSource::HeadnodeConfig(headnode_config.to_path_buf()),
-        )),
-        (None, _) => Err(Error::Input(format!(
-            "{}: datacenter_name: missing (expected a line datacenter_name=<name>)",
-            headnode_config.display()
-        ))),
-        (_, None) => Err(Error::Input(format!(
-            "{}: dns_domain: missing (expected a line dns_domain=<domain>)",
-            headnode_config.display()
-        ))),
-    }
+    Ok((
+        config.url(api)?,
+        UrlSource::HeadnodeConfig(headnode_config.to_path_buf()),
+    ))
 }
 
 /// `key=value` lines, `#` comments; values may be quoted.
@@ -114,9 +235,9 @@ mod tests {
     fn flag_beats_env_beats_config() {
         let (_d, p) = cfg("datacenter_name=us-east-1\ndns_domain=example.com\n");
         let r = resolve(Some("http://a/"), Some("http://b"), &p).unwrap();
-        assert_eq!(r, ("http://a".to_string(), UrlSource::Flag));
+        assert_eq!(r, ("http://a".to_string(), UrlSource::Flag("--imgapi-url")));
         let r = resolve(None, Some("http://b"), &p).unwrap();
-        assert_eq!(r, ("http://b".to_string(), UrlSource::Env));
+        assert_eq!(r, ("http://b".to_string(), UrlSource::Env("IMGAPI_URL")));
         let r = resolve(None, None, &p).unwrap();
         assert_eq!(r.0, "http://imgapi.us-east-1.example.com");
         assert_eq!(r.1, UrlSource::HeadnodeConfig(p.clone()));
@@ -135,6 +256,22 @@ mod tests {
         assert!(e.to_string().contains("--imgapi-url"), "{e}");
         let e = resolve(Some("ftp://x"), None, &p).unwrap_err().to_string();
         assert!(e.starts_with("--imgapi-url: "), "{e}");
+    }
+
+    #[test]
+    fn domain_lines_win_for_each_api() {
+        let (_d, p) =
+            cfg("datacenter_name=sim-1\ndns_domain=example.com\nsapi_domain=127.0.0.1:4000\n");
+        let r = resolve_api(Api::Sapi, None, None, &p).unwrap();
+        assert_eq!(r.0, "http://127.0.0.1:4000");
+        let r = resolve_api(Api::Papi, None, None, &p).unwrap();
+        assert_eq!(r.0, "http://papi.sim-1.example.com");
+        let r = resolve_api(Api::Vmapi, None, Some("http://v:1"), &p).unwrap();
+        assert_eq!(r, ("http://v:1".to_string(), UrlSource::Env("VMAPI_URL")));
+        let e = resolve_api(Api::Cnapi, None, None, Path::new("/nonexistent/config"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--cnapi-url") && e.contains("CNAPI_URL"), "{e}");
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub struct BuildOptions {
     pub zfs: ZfsOptions,
     /// Rebuild even when the inputs are unchanged.
     pub force: bool,
+    /// The branch the stamp names (eng's `BRANCH`); None: git's.
+    pub branch: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -68,8 +70,8 @@ pub fn build(opts: &BuildOptions, progress: &mut dyn FnMut(&str)) -> Result<Buil
     let def = definition::load(&opts.workspace, &opts.name)?;
     binaries::check_packages(&def, &binaries::workspace_packages(&opts.workspace)?)?;
     let plan = proto::plan(&def)?;
-    let git = stamp::git_info(&opts.workspace)?;
-    let stamp = stamp::make(&git, chrono::Utc::now())?;
+    let git = stamp::git_info(&opts.workspace, opts.branch.as_deref())?;
+    let mut stamp = stamp::make(&git, chrono::Utc::now())?;
     let mtime = stamp::source_date_epoch(&git)?;
     cancel::check()?;
 
@@ -83,7 +85,15 @@ pub fn build(opts: &BuildOptions, progress: &mut dyn FnMut(&str)) -> Result<Buil
             .join(", ")
     ));
     let bins = binaries::build(&def, &opts.cargo)?;
-    let dev_reason = binaries::dev_reason(&def, &bins)?;
+    let dev_reason = match binaries::dev_reason(&def, &bins)? {
+        Some(why) => Some(why),
+        None if def.kind == Kind::Zone && !opts.no_zfs => {
+            zfs_image::skipped_pkgsrc(&def, &opts.zfs)
+        }
+        None => None,
+    };
+    // The stamp, and so every file name and the version, says dev.
+    stamp.dev = dev_reason.is_some();
     cancel::check()?;
 
     let key = input_key(&def, &plan, &bins, &git, mtime, opts)?;

@@ -10,15 +10,22 @@ pub enum Error {
         key: String,
         message: String,
     },
-    #[error("{context}: {source}")]
+    // The cause is the source, not in the message: printed as a chain
+    // (`{:#}`) each cause shows once.
+    #[error("{context}")]
     Io {
         context: String,
+        #[source]
         source: std::io::Error,
     },
     #[error("{0}")]
     Command(String),
     #[error("interrupted")]
     Interrupted,
+    #[error(transparent)]
+    Stamp(#[from] buildstamp::Error),
+    #[error(transparent)]
+    Zfs(crate::zfs::ZfsError),
 }
 
 impl Error {
@@ -35,7 +42,11 @@ impl Error {
     }
 
     pub fn is_input(&self) -> bool {
-        matches!(self, Error::Input { .. })
+        match self {
+            Error::Input { .. } => true,
+            Error::Stamp(e) => e.is_input(),
+            _ => false,
+        }
     }
 }
 
@@ -52,5 +63,34 @@ impl<T> IoContext<T> for std::io::Result<T> {
             context: context(),
             source,
         })
+    }
+}
+
+/// An error and its causes on one line, as the binaries print them
+/// (anyhow's `{:#}`), for messages that are not returned (warnings).
+pub fn one_line(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_failure_names_the_os_error_once() {
+        let missing = std::env::temp_dir().join("zone-image-no-such-dir/x");
+        let e = std::fs::read(&missing)
+            .io_context(|| format!("reading {}", missing.display()))
+            .unwrap_err();
+        let line = one_line(&e);
+        assert!(line.starts_with("reading "), "{line}");
+        assert_eq!(line.matches("os error 2").count(), 1, "{line}");
     }
 }

@@ -6,6 +6,7 @@
 //! source. Every file is checked against its manifest's size and sha1
 //! before `zfs receive` sees a byte of it, and is received under a
 //! temporary name that becomes `<uuid>` only once the receive succeeded.
+//! A request cut or stalled midway starts over, up to three tries.
 
 use std::fs::File;
 use std::io::{BufReader, Write};
@@ -38,6 +39,15 @@ const MAX_PROP_LEN: usize = 8000;
 
 /// Longest origin chain followed (real ones are one or two deep).
 const MAX_DEPTH: usize = 8;
+
+/// Seconds a request to the origin source may wait for its answer, and
+/// each read of a download for data, before the peer counts as stalled.
+pub const READ_TIMEOUT_ENV: &str = "ZONE_IMAGE_READ_TIMEOUT";
+const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Tries per request to the origin source: a cut or stalled transfer
+/// starts over; an answer that arrives whole but is wrong does not.
+const ATTEMPTS: u32 = 3;
 
 /// Where origins may be found.
 #[derive(Debug, Clone)]
@@ -95,7 +105,8 @@ impl Origins<'_> {
                 Image::Local(image)
             }
             Found::Remote { manifest, url } => {
-                Image::Temp(download(&self.client()?, &url, &manifest, &file)?)
+                let client = self.client()?;
+                Image::Temp(retrying(|| download(&client, &url, &manifest, &file))?)
             }
         };
         eprintln!(
@@ -142,11 +153,17 @@ impl Origins<'_> {
     fn client(&self) -> Result<reqwest::blocking::Client> {
         reqwest::blocking::Client::builder()
             .connect_timeout(Duration::from_secs(30))
-            // Per read, not for the whole download.
-            .timeout(Duration::from_secs(120))
+            // The blocking client applies it to the wait for the answer
+            // and to each read of the body, not to the whole download.
+            .timeout(read_timeout()?)
             .user_agent(concat!("zone-image/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| Error::Command(format!("creating the HTTP client: {}", chain(&e))))
+            .map_err(|e| {
+                Error::Command(format!(
+                    "creating the HTTP client: {}",
+                    crate::error::one_line(&e)
+                ))
+            })
     }
 
     /// Look in `--origin-dir`, then on the IMGAPI source.
@@ -177,7 +194,7 @@ impl Origins<'_> {
         }
         match self.source {
             Some(s) => looked.push(format!("not on {s}")),
-            None => looked.push("no remote source (--origin-source is empty)".into()),
+            None => looked.push("no remote source (--source is empty)".into()),
         }
         Error::input(
             "origin",
@@ -198,25 +215,29 @@ impl Origins<'_> {
     /// `GET /images/:uuid`. 404 means absent; any other failure is an error.
     fn fetch_manifest(&self, src: &str, uuid: Uuid) -> Result<Option<Manifest>> {
         let url = self.url(src, &format!("images/{uuid}"));
-        let resp = self
-            .client()?
-            .get(&url)
-            .send()
-            .map_err(|e| Error::Command(format!("GET {url}: {}", chain(&e))))?;
-        let status = resp.status();
-        if status == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        let text = resp
-            .text()
-            .map_err(|e| Error::Command(format!("GET {url}: reading the body: {}", chain(&e))))?;
-        if !status.is_success() {
-            return Err(Error::Command(format!(
-                "GET {url}: HTTP {status}: {}",
-                snippet(&text)
-            )));
-        }
-        Manifest::parse(&url, &text).map(Some)
+        let client = self.client()?;
+        retrying(|| {
+            let resp = client
+                .get(&url)
+                .send()
+                .map_err(|e| transfer(&format!("GET {url}"), &e))?;
+            let status = resp.status();
+            if status == reqwest::StatusCode::NOT_FOUND {
+                return Ok(None);
+            }
+            let text = resp
+                .text()
+                .map_err(|e| transfer(&format!("GET {url}: reading the body"), &e))?;
+            if !status.is_success() {
+                return Err(Failed::Final(Error::Command(format!(
+                    "GET {url}: HTTP {status}: {}",
+                    snippet(&text)
+                ))));
+            }
+            Manifest::parse(&url, &text)
+                .map(Some)
+                .map_err(Failed::Final)
+        })
     }
 
     /// The manifest of an origin already in the pool: kept on the dataset
@@ -249,7 +270,7 @@ impl Origins<'_> {
             uuid.to_string(),
             format!(
                 "{ds}@final is in the pool but its manifest is nowhere (not on the dataset, \
-                 not in imgadm's database); give --origin-dir or --origin-source"
+                 not in imgadm's database); give --origin-dir or --source"
             ),
         ))
     }
@@ -404,6 +425,70 @@ fn verify_local(manifest: &Manifest, image: &Path, file: &ImageFile) -> Result<(
     Ok(())
 }
 
+/// [`READ_TIMEOUT_ENV`], else two minutes.
+fn read_timeout() -> Result<Duration> {
+    match std::env::var(READ_TIMEOUT_ENV) {
+        Err(std::env::VarError::NotPresent) => Ok(DEFAULT_READ_TIMEOUT),
+        Ok(v) => match v.trim().parse::<f64>() {
+            Ok(secs) if secs > 0.0 && secs.is_finite() => Ok(Duration::from_secs_f64(secs)),
+            _ => Err(Error::input(
+                READ_TIMEOUT_ENV,
+                "(value)",
+                format!("expected a number of seconds above 0, got {v:?}"),
+            )),
+        },
+        Err(e) => Err(Error::input(READ_TIMEOUT_ENV, "(value)", e.to_string())),
+    }
+}
+
+/// Why a download attempt failed: the transfer (worth another try) or
+/// anything else.
+enum Failed {
+    Transfer(Error),
+    Final(Error),
+}
+
+/// `attempt`, again after a cut or stalled transfer, up to [`ATTEMPTS`]
+/// tries.
+fn retrying<T>(mut attempt: impl FnMut() -> Result<T, Failed>) -> Result<T> {
+    let mut tries = 1;
+    loop {
+        match attempt() {
+            Ok(t) => return Ok(t),
+            Err(Failed::Transfer(e)) if tries < ATTEMPTS => {
+                eprintln!(
+                    "zone-image: warning: {e}; retrying ({tries} of {ATTEMPTS} tries failed)"
+                );
+                tries += 1;
+            }
+            Err(Failed::Transfer(e)) => {
+                return Err(Error::Command(format!("{e} (all {ATTEMPTS} tries failed)")));
+            }
+            Err(Failed::Final(e)) => return Err(e),
+        }
+    }
+}
+
+/// A transfer that failed, saying so when it was a timeout.
+fn transfer(what: &str, e: &reqwest::Error) -> Failed {
+    Failed::Transfer(Error::Command(format!(
+        "{what}: {}{}",
+        crate::error::one_line(e),
+        stall_hint(e.is_timeout())
+    )))
+}
+
+/// What to add to a transfer error that was a timeout.
+fn stall_hint(timed_out: bool) -> String {
+    if timed_out {
+        format!(
+            " (no data within the read timeout: the server stalled; {READ_TIMEOUT_ENV} sets the limit)"
+        )
+    } else {
+        String::new()
+    }
+}
+
 /// Stream `GET <url>` into a temp file, hashing as it lands; the file is
 /// kept only if size and sha1 match the manifest.
 fn download(
@@ -411,40 +496,46 @@ fn download(
     url: &str,
     manifest: &Manifest,
     file: &ImageFile,
-) -> Result<tempfile::NamedTempFile> {
+) -> Result<tempfile::NamedTempFile, Failed> {
     let mut resp = client
         .get(url)
         .send()
-        .map_err(|e| Error::Command(format!("GET {url}: {}", chain(&e))))?;
+        .map_err(|e| transfer(&format!("GET {url}"), &e))?;
     let status = resp.status();
     if !status.is_success() {
         let body = resp.text().unwrap_or_default();
-        return Err(Error::Command(format!(
+        return Err(Failed::Final(Error::Command(format!(
             "GET {url}: HTTP {status}: {}",
             snippet(&body)
-        )));
+        ))));
     }
     // IMGAPI sends it on every GetImageFile; a plain file server may not.
     let content_md5 = match resp.headers().get(imgapi_api::CONTENT_MD5) {
         Some(v) => Some(v.to_str().map(str::to_string).map_err(|_| {
-            Error::Command(format!("GET {url}: the Content-MD5 header is not text"))
+            Failed::Final(Error::Command(format!(
+                "GET {url}: the Content-MD5 header is not text"
+            )))
         })?),
         None => None,
     };
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!("zone-image-origin-{}-", manifest.uuid))
         .tempfile()
-        .io_context(|| "creating a temp file for an origin image".to_string())?;
+        .io_context(|| "creating a temp file for an origin image".to_string())
+        .map_err(Failed::Final)?;
     let mut hash = Sha1::new();
     let mut md5 = imgapi_api::ContentMd5::new();
     let mut received = 0u64;
-    let size = for_each_chunk(
+    // Errors of our own side (too much data, a full disk) are final.
+    let mut ours = false;
+    let read = for_each_chunk(
         &mut resp,
         || format!("GET {url}: reading the body"),
         |chunk| {
             received += chunk.len() as u64;
             // A server streaming past the manifest's size is cut off early.
             if received > file.size {
+                ours = true;
                 return Err(Error::Command(format!(
                     "GET {url}: more than the {} bytes files[0].size of {} says",
                     file.size,
@@ -453,33 +544,53 @@ fn download(
             }
             hash.update(chunk);
             md5.update(chunk);
+            ours = true;
             tmp.write_all(chunk)
-                .io_context(|| format!("writing {}", tmp.path().display()))
+                .io_context(|| format!("writing {}", tmp.path().display()))?;
+            ours = false;
+            Ok(())
         },
-    )?;
+    );
+    let size = match read {
+        Ok(n) => n,
+        Err(Error::Io { context, source }) if !ours => {
+            let timed_out = source
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<reqwest::Error>())
+                .is_some_and(reqwest::Error::is_timeout);
+            return Err(Failed::Transfer(Error::Command(format!(
+                "{context}: broke off after {received} bytes: {}{}",
+                crate::error::one_line(&source),
+                stall_hint(timed_out)
+            ))));
+        }
+        Err(e) => return Err(Failed::Final(e)),
+    };
     tmp.flush()
-        .io_context(|| format!("writing {}", tmp.path().display()))?;
+        .io_context(|| format!("writing {}", tmp.path().display()))
+        .map_err(Failed::Final)?;
     let sha1 = hex::encode(hash.finalize());
     if size != file.size {
-        return Err(Error::Command(format!(
+        // The connection closed early without saying so.
+        return Err(Failed::Transfer(Error::Command(format!(
             "GET {url}: got {size} bytes, files[0].size says {}",
             file.size
-        )));
+        ))));
     }
     if let Some(want) = content_md5 {
         let got = md5.finish();
         if got != want {
-            return Err(Error::Command(format!(
+            return Err(Failed::Final(Error::Command(format!(
                 "GET {url}: Content-MD5 mismatch: the server sent {want}, the bytes received \
                  hash to {got}"
-            )));
+            ))));
         }
     }
     if sha1 != file.sha1 {
-        return Err(Error::Command(format!(
+        return Err(Failed::Final(Error::Command(format!(
             "GET {url}: sha1 {sha1}, files[0].sha1 says {}",
             file.sha1
-        )));
+        ))));
     }
     Ok(tmp)
 }
@@ -544,17 +655,6 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
 fn snippet(body: &str) -> String {
     crate::util::snippet(body, 200)
 }
@@ -608,7 +708,7 @@ mod tests {
         let client = reqwest::blocking::Client::new();
         for header in [format!("content-md5: {good}\r\n"), String::new()] {
             let url = serve_once(body.clone(), header);
-            let tmp = download(&client, &url, &manifest, &file).unwrap();
+            let tmp = retrying(|| download(&client, &url, &manifest, &file)).unwrap();
             assert_eq!(std::fs::read(tmp.path()).unwrap(), body);
         }
         // Right bytes, wrong digest: the server's word is checked too.
@@ -616,7 +716,7 @@ mod tests {
             body.clone(),
             "content-md5: AAAAAAAAAAAAAAAAAAAAAA==\r\n".into(),
         );
-        let err = download(&client, &url, &manifest, &file)
+        let err = retrying(|| download(&client, &url, &manifest, &file))
             .unwrap_err()
             .to_string();
         assert!(

@@ -440,8 +440,20 @@ pub fn validate_proto(def: &ImageDef, plan: &ProtoPlan, proto: &Path) -> Result<
             match name.as_str() {
                 "manifest.json" => validate::sapi::check_manifest(&text)
                     .map_err(|(field, m)| Error::input(file, field, m))?,
-                "template" => validate::sapi::check_template(&text)
-                    .map_err(|m| Error::input(file, "template", m))?,
+                "template" => {
+                    validate::sapi::check_template(&text)
+                        .map_err(|m| Error::input(file, "template", m))?;
+                    // The variables are a contract with the service
+                    // definition tritonadm registers in SAPI.
+                    if let Some(sources) =
+                        validate::sapi::VariableSources::load(&def.workspace, &def.name)
+                            .map_err(|(f, field, m)| Error::input(&f, field, m))?
+                    {
+                        sources
+                            .check(&text)
+                            .map_err(|m| Error::input(file, "template", m))?;
+                    }
+                }
                 _ => {}
             }
         }

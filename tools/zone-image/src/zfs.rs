@@ -21,16 +21,21 @@ pub enum ZfsError {
         "the 'zfs' command is not available ({0}); install zfs-fuse or OpenZFS, or run on illumos"
     )]
     Missing(String),
-    #[error("running {cmd}: {source}")]
-    Spawn { cmd: String, source: io::Error },
+    #[error("running {cmd}")]
+    Spawn {
+        cmd: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("{cmd}: {stderr}")]
     Failed { cmd: String, stderr: String },
     #[error("{cmd}: still busy after {}s: {stderr}", BUSY_RETRY.as_secs())]
     Busy { cmd: String, stderr: String },
-    #[error("{cmd}: {what}: {source}")]
+    #[error("{cmd}: {what}")]
     Stream {
         cmd: String,
         what: &'static str,
+        #[source]
         source: io::Error,
     },
     #[error("interrupted")]
@@ -41,7 +46,8 @@ impl From<ZfsError> for Error {
     fn from(e: ZfsError) -> Self {
         match e {
             ZfsError::Interrupted => Error::Interrupted,
-            other => Error::Command(other.to_string()),
+            // Kept whole: its cause stays a source, printed once.
+            other => Error::Zfs(other),
         }
     }
 }
@@ -421,6 +427,26 @@ pub fn receive<R: Read>(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_stream_failure_names_the_os_error_once() {
+        let source = std::process::Command::new("/nonexistent/zone-image-test")
+            .spawn()
+            .unwrap_err();
+        let e: Error = ZfsError::Stream {
+            cmd: "zfs receive p/x".into(),
+            what: "writing the stream",
+            source,
+        }
+        .into();
+        let line = crate::error::one_line(&e);
+        assert!(
+            line.starts_with("zfs receive p/x: writing the stream: "),
+            "{line}"
+        );
+        assert_eq!(line.matches("os error 2").count(), 1, "{line}");
+    }
+
     use super::*;
 
     #[test]

@@ -42,7 +42,7 @@ pub struct ZfsOptions {
     pub zpool: Option<String>,
     /// `--origin-dir`: where `*.imgmanifest` + image files of origins live.
     pub origin_dir: Option<PathBuf>,
-    /// `--origin-source`: IMGAPI to fetch origins from; `None` means
+    /// `--source`: IMGAPI to fetch origins from; `None` means
     /// [`origin::DEFAULT_SOURCE`], an empty string means no remote source.
     pub origin_source: Option<String>,
     /// `--channel` for the origin source.
@@ -51,12 +51,19 @@ pub struct ZfsOptions {
     pub skip_pkgsrc: bool,
 }
 
+/// Why leaving out pkgsrc packages makes this a dev image, when it does.
+pub fn skipped_pkgsrc(def: &ImageDef, opts: &ZfsOptions) -> Option<String> {
+    (opts.skip_pkgsrc && !def.pkgsrc.is_empty())
+        .then(|| "pkgsrc packages skipped (--skip-pkgsrc)".to_string())
+}
+
 /// What the pipeline hands to this stage.
 pub struct ZfsInput<'a> {
     pub def: &'a ImageDef,
     /// The assembled proto: `root/` and `site/` below it.
     pub proto_dir: &'a Path,
-    /// The build stamp (manifest `version`, before any `-dev` suffix).
+    /// The build stamp, the manifest's `version` (marked `-dev` here for a
+    /// dev image if it is not already).
     pub stamp: &'a str,
     /// `Some(reason)` when this is a dev image (host binaries, ...).
     pub dev_reason: Option<String>,
@@ -115,8 +122,8 @@ pub fn build(input: &ZfsInput<'_>) -> Result<Option<ZfsOutputs>> {
     let mut dev_reason = input.dev_reason.clone();
     let install_pkgsrc = if def.pkgsrc.is_empty() {
         false
-    } else if input.opts.skip_pkgsrc {
-        dev_reason.get_or_insert_with(|| "pkgsrc packages skipped (--skip-pkgsrc)".into());
+    } else if let Some(why) = skipped_pkgsrc(def, input.opts) {
+        dev_reason.get_or_insert(why);
         false
     } else if !cfg!(target_os = "illumos") {
         return Err(Error::input(
@@ -135,8 +142,12 @@ pub fn build(input: &ZfsInput<'_>) -> Result<Option<ZfsOutputs>> {
     check_pool(&choice)?;
     let pool = choice.pool.as_str();
     let dev = dev_reason.is_some();
+    // The stamp says dev (build.rs marks it); a caller's plain stamp is
+    // marked here, so the version always does.
     let version = if dev {
-        format!("{}-dev", input.stamp)
+        let mut s = crate::stamp::Stamp::parse(input.stamp)?;
+        s.dev = true;
+        s.to_string()
     } else {
         input.stamp.to_string()
     };
@@ -254,7 +265,10 @@ pub fn build(input: &ZfsInput<'_>) -> Result<Option<ZfsOutputs>> {
     if let Some(ds) = cleanup.dataset.take()
         && let Err(e) = zfs::destroy_recursive(&ds)
     {
-        eprintln!("zone-image: warning: could not destroy {ds} ({e}); the next build removes it");
+        eprintln!(
+            "zone-image: warning: could not destroy {ds} ({}); the next build removes it",
+            crate::error::one_line(&e)
+        );
     }
     eprintln!(
         "zone-image: wrote {} ({} bytes) and {}",
@@ -310,7 +324,10 @@ impl Drop for Cleanup {
         if let Some(ds) = self.dataset.take()
             && let Err(e) = zfs::destroy_recursive(&ds)
         {
-            eprintln!("zone-image: warning: could not destroy {ds}: {e}");
+            eprintln!(
+                "zone-image: warning: could not destroy {ds}: {}",
+                crate::error::one_line(&e)
+            );
         }
     }
 }
@@ -373,8 +390,9 @@ fn check_pool(choice: &PoolChoice) -> Result<()> {
         }
         Err(e @ ZfsError::Missing(_)) => Err(e.into()),
         Err(e) => Err(Error::Command(format!(
-            "checking pool '{}': {e}",
-            choice.pool
+            "checking pool '{}': {}",
+            choice.pool,
+            crate::error::one_line(&e)
         ))),
     }
 }
@@ -419,7 +437,10 @@ pub fn sweep(pool: &str) -> Result<()> {
         };
         eprintln!("zone-image: removing stale {ds} ({why})");
         if let Err(e) = zfs::destroy_recursive(&ds) {
-            eprintln!("zone-image: warning: could not remove {ds}: {e}");
+            eprintln!(
+                "zone-image: warning: could not remove {ds}: {}",
+                crate::error::one_line(&e)
+            );
         }
     }
     Ok(())

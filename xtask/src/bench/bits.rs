@@ -1,8 +1,10 @@
 //! `cargo xtask bench bits`: upload ~1 GiB of bits (one large image file
 //! plus a few small ones) to a moto S3 server on loopback with `xtask bits
-//! upload` and with `aws s3 cp --recursive`, in the same run, to separate
-//! prefixes of one bucket.
+//! upload` and with `aws s3 cp --recursive`, in the same run, each upload
+//! to a fresh server. After the last round both stores are read back: the
+//! same files with the same md5s.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -10,10 +12,15 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result, bail};
 use bits_store::testing::Moto;
 
-use super::{measure, mib, on_path, print_row, scratch_dir, secs, self_command};
+use super::{MIN_ROUNDS, Report, Target, measure, mib, on_path, rounds, scratch_dir, self_command};
 
 const STAMP: &str = "master-20261126T031500Z-gbe4c000";
 const NAME: &str = "bench";
+const BUCKET: &str = "bench";
+
+/// The targets: time against `aws s3 cp`, and our peak RSS.
+const MAX_TIME_RATIO: f64 = 0.9;
+const MAX_RSS_MIB: f64 = 128.0;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -23,13 +30,23 @@ pub struct Args {
     /// `--jobs` for our upload.
     #[arg(long, default_value_t = 4)]
     jobs: usize,
-    /// Rounds, alternating which side goes first; each upload gets a fresh
-    /// server. The median of each side is reported.
-    #[arg(long, default_value_t = 3)]
-    rounds: usize,
+    /// Rounds per side (at least 3), alternating which goes first.
+    #[arg(long, default_value_t = MIN_ROUNDS)]
+    rounds: u32,
     /// Where to generate the bits (default: a temp dir under target/).
     #[arg(long)]
     dir: Option<PathBuf>,
+}
+
+impl Args {
+    pub fn new(size_mib: Option<u64>, rounds: u32) -> Args {
+        Args {
+            size_mib: size_mib.unwrap_or(1024),
+            jobs: 4,
+            rounds,
+            dir: None,
+        }
+    }
 }
 
 /// Write `size` bytes that neither compress nor repeat block-wise.
@@ -58,7 +75,7 @@ fn write_file(path: &Path, size: u64, seed: u64) -> Result<()> {
     Ok(())
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub fn run(args: Args) -> Result<Option<Report>> {
     if !on_path("aws") {
         bail!("aws is not installed (python3 -m pip install awscli)");
     }
@@ -68,7 +85,10 @@ pub fn run(args: Args) -> Result<()> {
     std::fs::create_dir_all(&comp)?;
     let total = args.size_mib << 20;
     let small = [
-        (format!("{NAME}-pkg-{STAMP}.tar.gz"), 12u64 << 20),
+        (
+            format!("{NAME}-pkg-{STAMP}.tar.gz"),
+            (12u64 << 20).min(total / 4),
+        ),
         (format!("{NAME}-zfs-{STAMP}.imgmanifest"), 2048),
     ];
     let big = total.saturating_sub(small.iter().map(|s| s.1).sum());
@@ -83,87 +103,114 @@ pub fn run(args: Args) -> Result<()> {
         comp.display()
     );
 
+    let last = args.rounds.max(MIN_ROUNDS) - 1;
+    let mut stored: [BTreeMap<String, String>; 2] = Default::default();
     // A fresh moto for every upload: moto slows as it fills, and each side
     // should meet the same server.
-    let upload = |ours_side: bool| -> Result<super::Measured> {
-        let moto = Moto::start()?;
-        moto.create_bucket("bench")?;
-        let ep = moto.endpoint();
-        // The aws CLI reads AWS_DEFAULT_REGION.
-        let mut env = moto.env();
-        env.push(("AWS_DEFAULT_REGION".into(), "us-east-1".into()));
-        if ours_side {
-            measure(
-                self_command()?
-                    .args([
-                        "bits",
-                        "upload",
-                        NAME,
-                        "--branch",
-                        "master",
-                        "--dest",
-                        "s3://bench/ours",
-                    ])
-                    .arg("--bits-dir")
-                    .arg(&bits)
-                    .args(["--jobs", &args.jobs.to_string()])
-                    .envs(env)
-                    .env_remove("BITS_STORE_PAUSE_AT")
-                    .stdout(Stdio::null()),
-            )
-        } else {
-            measure(
-                Command::new("aws")
-                    .args(["s3", "cp", "--recursive", "--quiet", "--endpoint-url", &ep])
-                    .arg(&comp)
-                    .arg("s3://bench/aws/")
-                    .envs(env)
-                    .stdout(Stdio::null()),
-            )
-        }
-    };
-    let (mut ours_runs, mut aws_runs) = (Vec::new(), Vec::new());
-    for round in 0..args.rounds.max(1) {
-        for ours_side in [round % 2 == 1, round % 2 == 0] {
-            let m = upload(ours_side)?;
-            println!(
-                "round {}: {:<24} {:>7.2}s",
-                round + 1,
-                if ours_side {
-                    "ours"
-                } else {
-                    "aws s3 cp --recursive"
-                },
-                secs(m.wall)
-            );
-            if ours_side {
-                ours_runs.push(m)
+    let series = rounds(
+        args.rounds,
+        &["ours (xtask bits upload)", "aws s3 cp --recursive"],
+        |side, round| {
+            let moto = Moto::start()?;
+            moto.create_bucket(BUCKET)?;
+            let ep = moto.endpoint();
+            // The aws CLI reads AWS_DEFAULT_REGION.
+            let mut env = moto.env();
+            env.push(("AWS_DEFAULT_REGION".into(), "us-east-1".into()));
+            let m = if side == 0 {
+                measure(
+                    self_command()?
+                        .args([
+                            "bits",
+                            "upload",
+                            NAME,
+                            "--branch",
+                            "master",
+                            "--dest",
+                            "s3://bench/ours",
+                        ])
+                        .arg("--bits-dir")
+                        .arg(&bits)
+                        .args(["--jobs", &args.jobs.to_string()])
+                        .envs(env)
+                        .env_remove("BITS_STORE_PAUSE_AT")
+                        .stdout(Stdio::null()),
+                )?
             } else {
-                aws_runs.push(m)
+                measure(
+                    Command::new("aws")
+                        .args(["s3", "cp", "--recursive", "--quiet", "--endpoint-url", &ep])
+                        .arg(&comp)
+                        .arg("s3://bench/aws/")
+                        .envs(env)
+                        .stdout(Stdio::null()),
+                )?
+            };
+            if round == last {
+                stored[side] = stored_md5s(&moto, if side == 0 { "ours" } else { "aws" })?;
             }
-        }
+            Ok(m)
+        },
+    )?;
+
+    // Ours in the eng layout (<base>/<stamp>/<name>/<file>), aws flat.
+    let [ours_all, aws] = stored;
+    let marker = format!("/{STAMP}/{NAME}/");
+    let ours: BTreeMap<String, String> = ours_all
+        .iter()
+        .filter_map(|(k, v)| Some((k.split_once(&marker)?.1.to_string(), v.clone())))
+        .collect();
+    let aws: BTreeMap<String, String> = aws
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("aws/")?.to_string(), v)))
+        .collect();
+    if ours != aws || ours.len() != 4 {
+        bail!("the stores differ: ours holds {ours:?}, aws's {aws:?}");
     }
-    let median = |v: &mut Vec<super::Measured>| {
-        v.sort_by_key(|m| m.wall);
-        v[v.len() / 2]
+    let mut report = Report {
+        bench: "bits",
+        input: format!("{:.0} MiB of bits in 4 files", mib(total)),
+        series,
+        targets: Vec::new(),
+        sizes: vec![("bits".into(), total)],
+        equivalence: format!(
+            "both stores hold the same {} files with the same md5s (read back from S3)",
+            ours.len()
+        ),
     };
-    let aws = median(&mut aws_runs);
-    let mut ours = median(&mut ours_runs);
-    ours.max_rss_kib = ours_runs.iter().map(|m| m.max_rss_kib).max().unwrap_or(0);
-    println!(
-        "{:<28} {:>8.2}s  {:>6.0} MiB/s          peak RSS {:>7.1} MiB",
-        "ours (xtask bits upload)",
-        secs(ours.wall),
-        mib(total) / secs(ours.wall),
-        ours.max_rss_kib as f64 / 1024.0
-    );
-    print_row("aws s3 cp --recursive", &aws, &ours);
-    let ratio = secs(ours.wall) / secs(aws.wall);
-    let rss = ours.max_rss_kib as f64 / 1024.0;
-    println!(
-        "ratio ours/aws {ratio:.2} (target <= 1.0, {}); our peak RSS {rss:.1} MiB (target < 128, {})",
-        if ratio <= 1.0 { "met" } else { "MISSED" },
-        if rss < 128.0 { "met" } else { "MISSED" }
-    );
-    Ok(())
+    report.targets = vec![
+        Target::at_most("time ours/aws (medians)", report.ratio(1), MAX_TIME_RATIO),
+        Target::below(
+            "ours peak RSS MiB",
+            report.series[0].peak_rss_mib().unwrap_or(f64::NAN),
+            MAX_RSS_MIB,
+        ),
+    ];
+    Ok(Some(report))
+}
+
+/// Every object under `prefix` in the bench bucket, read back: key to md5.
+fn stored_md5s(moto: &Moto, prefix: &str) -> Result<BTreeMap<String, String>> {
+    use futures::TryStreamExt as _;
+    use md5::Digest as _;
+    use object_store::{ObjectStore as _, ObjectStoreExt as _};
+    let s3 = moto.client(BUCKET).context("an S3 client for moto")?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting a tokio runtime")?;
+    rt.block_on(async {
+        let prefix = object_store::path::Path::from(prefix);
+        let objects: Vec<_> = s3.list(Some(&prefix)).try_collect().await?;
+        let mut out = BTreeMap::new();
+        for o in objects {
+            let mut body = s3.get(&o.location).await?.into_stream();
+            let mut md5 = md5::Md5::new();
+            while let Some(chunk) = body.try_next().await? {
+                md5.update(&chunk);
+            }
+            out.insert(o.location.to_string(), hex::encode(md5.finalize()));
+        }
+        Ok(out)
+    })
 }

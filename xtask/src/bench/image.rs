@@ -1,6 +1,7 @@
 //! `cargo xtask bench image`: our send + compress + hash stage against
 //! `zfs send -i … | pigz -6 | tee >(sha1sum) > file`, on the same
-//! incremental snapshot of a file-backed pool.
+//! incremental snapshot of a file-backed pool; both outputs are then
+//! decompressed and must be the same send stream.
 
 use std::fs;
 use std::io::Write;
@@ -11,28 +12,41 @@ use anyhow::{Context, Result, bail};
 use zone_image::zfs;
 
 use super::{
-    Measured, file_size, measure, measure_shell, mib, on_path, print_row, scratch_dir, secs,
-    self_command, shell_quote as q, verdict,
+    MIN_ROUNDS, Report, Target, file_size, gunzip_sha1, measure, measure_shell, mib, on_path,
+    rounds, scratch_dir, self_command, shell_quote as q,
 };
+
+/// The issue's target: time against the shell pipeline.
+const MAX_TIME_RATIO: f64 = 0.4;
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Size of the delta over the origin, in MiB.
-    #[arg(long, default_value_t = 288)]
+    #[arg(long, alias = "size-mib", default_value_t = 288)]
     delta_mib: u64,
-    /// Rounds per contender; the best time of each is compared.
-    #[arg(long, default_value_t = 2)]
+    /// Rounds per side (at least 3), alternating which goes first.
+    #[arg(long, default_value_t = MIN_ROUNDS)]
     rounds: u32,
     /// Internal: send FROM..SNAP through our stage into OUT and exit.
     #[arg(long, hide = true, num_args = 3, value_names = ["FROM", "SNAP", "OUT"])]
     worker: Option<Vec<String>>,
 }
 
-pub fn run(args: Args) -> Result<()> {
+impl Args {
+    pub fn new(size_mib: Option<u64>, rounds: u32) -> Args {
+        Args {
+            delta_mib: size_mib.unwrap_or(288),
+            rounds,
+            worker: None,
+        }
+    }
+}
+
+pub fn run(args: Args) -> Result<Option<Report>> {
     if let Some(w) = args.worker {
         let c = zone_image::zfs_image::send_compressed(&w[0], &w[1], Path::new(&w[2]))?;
         println!("{} {}", c.size, c.sha1);
-        return Ok(());
+        return Ok(None);
     }
     for tool in ["zfs", "zpool", "pigz", "sha1sum"] {
         if !on_path(tool) {
@@ -75,67 +89,57 @@ pub fn run(args: Args) -> Result<()> {
     // Warm whatever the daemon caches so round one is not penalised.
     measure_shell(&format!("zfs send -i {from} {snap} > /dev/null"))?;
 
-    let mut ours: Option<Measured> = None;
-    let mut shell: Option<Measured> = None;
-    let mut send_only: Option<Measured> = None;
-    for _ in 0..args.rounds.max(1) {
-        let z = measure_shell(&format!("zfs send -i {from} {snap} | cat > /dev/null"))?;
-        send_only = Some(best(send_only, z));
-        let o = measure(
-            self_command()?
-                .args(["bench", "image", "--worker", &from, &snap])
-                .arg(&ours_out)
-                .stdout(std::process::Stdio::null()),
-        )?;
-        let s = measure_shell(&format!(
-            "zfs send -i {from} {snap} | pigz -6 | tee >(sha1sum > {}) > {}",
-            q(&sha_out),
-            q(&pigz_out)
-        ))?;
-        ours = Some(best(ours, o));
-        shell = Some(best(shell, s));
-    }
-    let (ours, shell) = (ours.context("no rounds")?, shell.context("no rounds")?);
+    let series = rounds(
+        args.rounds,
+        &[
+            "ours (send+gzip+sha1)",
+            "zfs send | pigz -6 | tee",
+            "zfs send | cat (floor)",
+        ],
+        |side, _| match side {
+            0 => measure(
+                self_command()?
+                    .args(["bench", "image", "--worker", &from, &snap])
+                    .arg(&ours_out)
+                    .stdout(std::process::Stdio::null()),
+            ),
+            1 => measure_shell(&format!(
+                "zfs send -i {from} {snap} | pigz -6 | tee >(sha1sum > {}) > {}",
+                q(&sha_out),
+                q(&pigz_out)
+            )),
+            _ => measure_shell(&format!("zfs send -i {from} {snap} | cat > /dev/null")),
+        },
+    )?;
 
+    let (ours_len, ours_sha) = gunzip_sha1(&ours_out)?;
+    let (pigz_len, pigz_sha) = gunzip_sha1(&pigz_out)?;
+    if (ours_len, &ours_sha) != (pigz_len, &pigz_sha) {
+        bail!(
+            "the send streams differ: ours decompresses to {ours_len} bytes (sha1 {ours_sha}), \
+             pigz's to {pigz_len} (sha1 {pigz_sha})"
+        );
+    }
     let (so, sp) = (file_size(&ours_out), file_size(&pigz_out));
-    println!(
-        "{:<28} {:>8.2}s  peak RSS {:>7.1} MiB",
-        "ours (send+gzip+sha1)",
-        secs(ours.wall),
-        ours.max_rss_kib as f64 / 1024.0
-    );
-    print_row("zfs send | pigz -6 | tee", &shell, &ours);
-    if let Some(z) = &send_only {
-        print_row("zfs send | cat (floor)", z, &ours);
-    }
-    println!(
-        "output: ours {:.1} MiB, pigz {:.1} MiB; ours/pigz size {:.4}",
-        mib(so),
-        mib(sp),
-        so as f64 / sp as f64
-    );
-    let ratio = secs(ours.wall) / secs(shell.wall);
-    let rss = ours.max_rss_kib as f64 / 1024.0;
-    println!(
-        "targets: time ratio vs pipeline {ratio:.2} (<= 1.05: {}), peak RSS {rss:.1} MiB (< 128: {})",
-        verdict(ratio <= 1.05),
-        verdict(rss < 128.0)
-    );
-    Ok(())
-}
-
-fn best(a: Option<Measured>, b: Measured) -> Measured {
-    match a {
-        Some(a) if a.wall <= b.wall => Measured {
-            wall: a.wall,
-            max_rss_kib: a.max_rss_kib.max(b.max_rss_kib),
-        },
-        Some(a) => Measured {
-            wall: b.wall,
-            max_rss_kib: a.max_rss_kib.max(b.max_rss_kib),
-        },
-        None => b,
-    }
+    let mut report = Report {
+        bench: "image",
+        input: format!("{:.0} MiB delta over a 16 MiB origin", mib(written)),
+        series,
+        targets: Vec::new(),
+        sizes: vec![("ours".into(), so), ("pigz".into(), sp)],
+        equivalence: format!(
+            "both decompress to the same {ours_len}-byte send stream (sha1 {ours_sha})"
+        ),
+    };
+    report.targets = vec![
+        Target::at_most(
+            "time ours/pipeline (medians)",
+            report.ratio(1),
+            MAX_TIME_RATIO,
+        ),
+        Target::at_most("size ours/pigz", so as f64 / sp as f64, 1.01),
+    ];
+    Ok(Some(report))
 }
 
 /// A file-backed pool, destroyed on drop.

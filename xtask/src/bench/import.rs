@@ -1,10 +1,9 @@
 //! `cargo xtask bench import`: `tritonadm image import` of a 1 GiB image
 //! into a local imgapi-server, against `curl -T` of the same file to the
 //! same kind of endpoint (AddImageFile of a second unactivated image, with
-//! the same sha1/size checks server-side), in the same run.
-//!
-//! tritonadm's time includes its local size+sha1 check of the file, which
-//! it must do before sending anything; curl sends blind.
+//! the same sha1/size checks server-side), in the same run. Both hash only
+//! while sending. Afterwards every file the server stored, from either
+//! side, must hash to the source's sha1.
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
@@ -13,7 +12,9 @@ use std::process::{Child, Command, Stdio};
 use anyhow::{Context, Result, bail};
 use sha1::Digest as _;
 
-use super::{measure, measure_shell, mib, on_path, print_row, secs, shell_quote};
+use super::{
+    MIN_ROUNDS, Report, Target, measure, measure_shell, mib, on_path, rounds, sha1_of, shell_quote,
+};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -27,13 +28,24 @@ pub struct Args {
     /// Use the binaries already in target/release instead of building them.
     #[arg(long)]
     no_build: bool,
-    /// Rounds per side; the best of each is reported.
-    #[arg(long, default_value_t = 3)]
+    /// Rounds per side (at least 3), alternating which goes first.
+    #[arg(long, default_value_t = MIN_ROUNDS)]
     rounds: u32,
 }
 
+impl Args {
+    pub fn new(size_mib: Option<u64>, rounds: u32) -> Args {
+        Args {
+            size_mib: size_mib.unwrap_or(1024),
+            dir: None,
+            no_build: false,
+            rounds,
+        }
+    }
+}
+
 /// Targets from the issue: ratio to curl, and tritonadm's peak RSS.
-const MAX_RATIO: f64 = 1.25;
+const MAX_RATIO: f64 = 1.05;
 const MAX_RSS_MIB: f64 = 64.0;
 
 struct ServerProcess(Child);
@@ -46,7 +58,7 @@ impl Drop for ServerProcess {
     }
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub fn run(args: Args) -> Result<Option<Report>> {
     let root = crate::workspace_root();
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -97,97 +109,79 @@ pub fn run(args: Args) -> Result<()> {
     println!("image file: {:.0} MiB, sha1 {sha1}", mib(size));
 
     // Bound to a name: the server lives (and is killed on drop) until the end.
-    let (_server, url) = start_server(&server_bin, &dir.join("imgapi"))?;
+    let data = dir.join("imgapi");
+    let (_server, url) = start_server(&server_bin, &data)?;
 
     // Warm the page cache so neither side pays for the first read.
     measure_shell(&format!("cat {} > /dev/null", shell_quote(&file)))?;
 
-    // Best of `rounds`, alternating sides: the machine is shared, and the
-    // minimum is the least disturbed run of each.
-    let mut best: Option<(super::Measured, super::Measured)> = None;
-    let mut best_check: Option<std::time::Duration> = None;
-    for _ in 0..args.rounds.max(1) {
-        let ours_manifest = write_manifest(&dir, uuid::Uuid::new_v4(), &sha1, size)?;
-        let curl_uuid = uuid::Uuid::new_v4();
-        let curl_manifest = write_manifest(&dir, curl_uuid, &sha1, size)?;
-        let ours = measure(
-            Command::new(&tritonadm)
-                .args(["--imgapi-url", &url, "image", "import", "-m"])
-                .arg(&ours_manifest)
-                .arg("-f")
-                .arg(&file)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        )
-        .context("tritonadm image import")?;
-        measure_shell(&format!(
-            "curl -sSf -X POST -H 'content-type: application/json' --data-binary @{} '{url}/images/{curl_uuid}?action=import' -o /dev/null",
-            shell_quote(&curl_manifest)
-        ))
-        .context("importing the curl side's manifest")?;
-        let curl = measure_shell(&format!(
-            "curl -sSf -T {} '{url}/images/{curl_uuid}/file?compression=none&sha1={sha1}&size={size}' -o /dev/null",
-            shell_quote(&file)
-        ))
-        .context("curl -T")?;
-        // The part of tritonadm's time curl has no counterpart for: the
-        // local size+sha1 check before anything is sent (against a closed
-        // port, so it stops right after the check).
-        let check = measure_shell(&format!(
-            "{} --imgapi-url http://127.0.0.1:9 image import -m {} -f {} >/dev/null 2>&1; true",
-            shell_quote(&tritonadm),
-            shell_quote(&ours_manifest),
-            shell_quote(&file)
-        ))?;
-        println!(
-            "round: tritonadm {:.2}s, curl {:.2}s, tritonadm's check alone {:.2}s",
-            secs(ours.wall),
-            secs(curl.wall),
-            secs(check.wall)
-        );
-        best_check = Some(best_check.map_or(check.wall, |c| c.min(check.wall)));
-        best = Some(match best {
-            None => (ours, curl),
-            Some((o, c)) => (
-                if ours.wall < o.wall { ours } else { o },
-                if curl.wall < c.wall { curl } else { c },
-            ),
-        });
+    let mut uploaded = Vec::new();
+    let series = rounds(
+        args.rounds,
+        &["tritonadm image import", "curl -T (AddImageFile)"],
+        |side, _| {
+            let uuid = uuid::Uuid::new_v4();
+            let manifest = write_manifest(&dir, uuid, &sha1, size)?;
+            uploaded.push(uuid);
+            if side == 0 {
+                return measure(
+                    Command::new(&tritonadm)
+                        .args(["--imgapi-url", &url, "image", "import", "-m"])
+                        .arg(&manifest)
+                        .arg("-f")
+                        .arg(&file)
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null()),
+                )
+                .context("tritonadm image import");
+            }
+            // Not timed: curl's side gets its manifest in first.
+            measure_shell(&format!(
+                "curl -sSf -X POST -H 'content-type: application/json' --data-binary @{} '{url}/images/{uuid}?action=import' -o /dev/null",
+                shell_quote(&manifest)
+            ))
+            .context("importing the curl side's manifest")?;
+            measure_shell(&format!(
+                "curl -sSf -T {} '{url}/images/{uuid}/file?compression=none&sha1={sha1}&size={size}' -o /dev/null",
+                shell_quote(&file)
+            ))
+            .context("curl -T")
+        },
+    )?;
+
+    // What the server stored, read back from its directory.
+    for uuid in &uploaded {
+        let stored = data.join("files").join(uuid.to_string()).join("file");
+        let f = std::fs::File::open(&stored)
+            .with_context(|| format!("opening {}", stored.display()))?;
+        let (n, got) = sha1_of(f).with_context(|| format!("reading {}", stored.display()))?;
+        if (n, got.as_str()) != (size, sha1.as_str()) {
+            bail!(
+                "{}: {n} bytes with sha1 {got}, the source has {size} bytes with sha1 {sha1}",
+                stored.display()
+            );
+        }
     }
-    let (Some((ours, curl)), Some(check)) = (best, best_check) else {
-        bail!("no rounds ran");
+    let mut report = Report {
+        bench: "import",
+        input: format!("{:.0} MiB image file", mib(size)),
+        series,
+        targets: Vec::new(),
+        sizes: vec![("image".into(), size)],
+        equivalence: format!(
+            "all {} files the server stored (both sides) hash to the source's sha1",
+            uploaded.len()
+        ),
     };
-
-    println!();
-    print_row("tritonadm image import", &ours, &ours);
-    print_row("curl -T (AddImageFile)", &curl, &ours);
-    let ratio = secs(ours.wall) / secs(curl.wall);
-    let rss = ours.max_rss_kib as f64 / 1024.0;
-    println!();
-    println!(
-        "ratio tritonadm/curl: {ratio:.2} (target <= {MAX_RATIO}) {}",
-        verdict(ratio <= MAX_RATIO)
-    );
-    println!(
-        "tritonadm peak RSS: {rss:.1} MiB (target < {MAX_RSS_MIB} MiB) {}",
-        verdict(rss < MAX_RSS_MIB)
-    );
-    println!(
-        "tritonadm's local pre-upload check (best): {:.2}s; the rest (import, upload, activate): {:.2}s = {:.2} x curl",
-        secs(check),
-        (secs(ours.wall) - secs(check)).max(0.0),
-        (secs(ours.wall) - secs(check)).max(0.0) / secs(curl.wall)
-    );
-    println!(
-        "throughput: tritonadm {:.0} MiB/s, curl {:.0} MiB/s",
-        mib(size) / secs(ours.wall),
-        mib(size) / secs(curl.wall)
-    );
-    Ok(())
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok { "ok" } else { "MISSED" }
+    report.targets = vec![
+        Target::at_most("time tritonadm/curl (medians)", report.ratio(1), MAX_RATIO),
+        Target::below(
+            "tritonadm peak RSS MiB",
+            report.series[0].peak_rss_mib().unwrap_or(f64::NAN),
+            MAX_RSS_MIB,
+        ),
+    ];
+    Ok(Some(report))
 }
 
 /// Incompressible pseudo-random bytes (xorshift), written and hashed in one

@@ -1,15 +1,22 @@
 //! `cargo xtask bench tarball`: our package tarball stage against
-//! `tar -cf - root site | pigz -6` and `tar -czf`, on a generated proto.
+//! `tar -cf - root site | pigz -6`, on a generated proto; both tarballs are
+//! then read back and must hold the same entries with the same contents.
 
+use std::collections::BTreeMap;
 use std::fs;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
 use super::{
-    file_size, measure, measure_shell, mib, on_path, print_row, scratch_dir, secs, self_command,
-    shell_quote as q, verdict,
+    MIN_ROUNDS, Report, Target, file_size, measure, measure_shell, mib, on_path, rounds,
+    scratch_dir, self_command, sha1_of, shell_quote as q,
 };
+
+/// The targets: time and size against `tar | pigz -6`.
+const MAX_TIME_RATIO: f64 = 0.35;
+const MAX_SIZE_RATIO: f64 = 1.01;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -19,12 +26,26 @@ pub struct Args {
     /// Where to generate the proto and outputs (default: a temp dir).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Rounds per side (at least 3), alternating which goes first.
+    #[arg(long, default_value_t = MIN_ROUNDS)]
+    rounds: u32,
     /// Internal: write the tarball of PROTO to OUT and exit.
     #[arg(long, hide = true, num_args = 2, value_names = ["PROTO", "OUT"])]
     worker: Option<Vec<PathBuf>>,
 }
 
-pub fn run(args: Args) -> Result<()> {
+impl Args {
+    pub fn new(size_mib: Option<u64>, rounds: u32) -> Args {
+        Args {
+            size_mib: size_mib.unwrap_or(288),
+            dir: None,
+            rounds,
+            worker: None,
+        }
+    }
+}
+
+pub fn run(args: Args) -> Result<Option<Report>> {
     if let Some(w) = args.worker {
         let done = zone_image::tarball::write(
             &w[0],
@@ -33,7 +54,7 @@ pub fn run(args: Args) -> Result<()> {
             zone_image::compress::DEFAULT_LEVEL,
         )?;
         println!("{} {}", done.size, done.sha1);
-        return Ok(());
+        return Ok(None);
     }
     let (_tmp, dir) = scratch_dir("bench-tarball-", args.dir.as_deref())?;
     for tool in ["pigz", "tar"] {
@@ -52,60 +73,105 @@ pub fn run(args: Args) -> Result<()> {
 
     let ours_out = dir.join("ours.tar.gz");
     let pigz_out = dir.join("pigz.tar.gz");
-    let gzip_out = dir.join("gzip.tar.gz");
     // Warm the page cache so the first contender is not penalised.
     measure_shell(&format!(
         "cd {} && tar -cf - root site > /dev/null",
         q(&proto)
     ))?;
 
-    let ours = measure(
-        self_command()?
-            .args(["bench", "tarball", "--worker"])
-            .arg(&proto)
-            .arg(&ours_out),
+    let series = rounds(
+        args.rounds,
+        &["ours (parallel gzip + sha1)", "tar | pigz -6"],
+        |side, _| match side {
+            0 => measure(
+                self_command()?
+                    .args(["bench", "tarball", "--worker"])
+                    .arg(&proto)
+                    .arg(&ours_out)
+                    .stdout(std::process::Stdio::null()),
+            ),
+            _ => measure_shell(&format!(
+                "cd {} && tar -cf - root site | pigz -6 > {}",
+                q(&proto),
+                q(&pigz_out)
+            )),
+        },
     )?;
-    let pigz = measure_shell(&format!(
-        "cd {} && tar -cf - root site | pigz -6 > {}",
-        q(&proto),
-        q(&pigz_out)
-    ))?;
-    let gzip = measure_shell(&format!(
-        "cd {} && tar -czf {} root site",
-        q(&proto),
-        q(&gzip_out)
-    ))?;
 
-    println!(
-        "{:<28} {:>8.2}s  peak RSS {:>7.1} MiB",
-        "ours (parallel gzip + sha1)",
-        secs(ours.wall),
-        ours.max_rss_kib as f64 / 1024.0
-    );
-    print_row("tar | pigz -6", &pigz, &ours);
-    print_row("tar -czf", &gzip, &ours);
-    let (so, sp, sg) = (
-        file_size(&ours_out),
-        file_size(&pigz_out),
-        file_size(&gzip_out),
-    );
-    println!(
-        "output: ours {:.1} MiB, pigz {:.1} MiB, gzip {:.1} MiB; ours/pigz size {:.4}",
-        mib(so),
-        mib(sp),
-        mib(sg),
-        so as f64 / sp as f64
-    );
-    let ratio = secs(ours.wall) / secs(pigz.wall);
-    let size_ratio = so as f64 / sp as f64;
-    let rss = ours.max_rss_kib as f64 / 1024.0;
-    println!(
-        "targets: time ratio vs pigz {ratio:.2} (<= 1.00: {}), size within 3% of pigz ({}), peak RSS {rss:.1} MiB (< 64: {})",
-        verdict(ratio <= 1.0),
-        verdict((size_ratio - 1.0).abs() <= 0.03),
-        verdict(rss < 64.0)
-    );
-    Ok(())
+    let ours_entries = entries(&ours_out)?;
+    let pigz_entries = entries(&pigz_out)?;
+    if ours_entries != pigz_entries {
+        let only_ours = ours_entries
+            .iter()
+            .find(|(k, v)| pigz_entries.get(*k) != Some(*v))
+            .map(|(k, _)| k.clone());
+        let only_pigz = pigz_entries
+            .iter()
+            .find(|(k, v)| ours_entries.get(*k) != Some(*v))
+            .map(|(k, _)| k.clone());
+        bail!(
+            "the tarballs differ: first entry of ours not matched by pigz's: {only_ours:?}; of pigz's not matched by ours: {only_pigz:?}"
+        );
+    }
+    let (so, sp) = (file_size(&ours_out), file_size(&pigz_out));
+    let mut report = Report {
+        bench: "tarball",
+        input: format!("{:.0} MiB proto, {} files", mib(total.0), total.1),
+        series,
+        targets: Vec::new(),
+        sizes: vec![("ours".into(), so), ("pigz".into(), sp)],
+        equivalence: format!(
+            "same {} entries (paths, kinds, link targets) and file contents (sha1 of each)",
+            ours_entries.len()
+        ),
+    };
+    report.targets = vec![
+        Target::at_most("time ours/pigz (medians)", report.ratio(1), MAX_TIME_RATIO),
+        Target::at_most("size ours/pigz", so as f64 / sp as f64, MAX_SIZE_RATIO),
+    ];
+    Ok(Some(report))
+}
+
+/// Every entry of a tar.gz (all gzip members): path to kind plus content
+/// sha1 or link target. Modes and owners are left out: ours sets them
+/// explicitly, tar copies the disk's.
+fn entries(path: &Path) -> Result<BTreeMap<String, String>> {
+    let f = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, f));
+    let mut ar = tar::Archive::new(gz);
+    let mut out = BTreeMap::new();
+    for e in ar
+        .entries()
+        .with_context(|| format!("reading {}", path.display()))?
+    {
+        let mut e = e.with_context(|| format!("reading {}", path.display()))?;
+        let name = e
+            .path()
+            .with_context(|| format!("reading {}", path.display()))?
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .trim_end_matches('/')
+            .to_string();
+        let kind = e.header().entry_type();
+        let what = if kind.is_file() {
+            let (n, sha1) = sha1_of(&mut e).with_context(|| format!("reading {name}"))?;
+            format!("file {n} {sha1}")
+        } else if kind.is_dir() {
+            "dir".to_string()
+        } else {
+            let target = e
+                .link_name()
+                .ok()
+                .flatten()
+                .map(|t| t.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let mut rest = Vec::new();
+            e.read_to_end(&mut rest)?;
+            format!("{kind:?} {target}")
+        };
+        out.insert(name, what);
+    }
+    Ok(out)
 }
 
 /// A proto of about `target` bytes: large real ELF binaries and libraries

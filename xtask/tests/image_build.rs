@@ -312,32 +312,6 @@ fn builds_the_package_tarball() {
     assert!(stderr(&out).contains("dev image"), "{}", stderr(&out));
 }
 
-/// Busy loops on every core while alive: a CI runner is never idle, and
-/// under load the compressor's workers finish blocks in varying order.
-struct CpuHogs(Vec<std::process::Child>);
-
-impl CpuHogs {
-    fn start() -> CpuHogs {
-        let n = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
-        let spawn = || {
-            Command::new("sh")
-                .args(["-c", "while :; do :; done"])
-                .spawn()
-                .expect("spawn a cpu hog")
-        };
-        CpuHogs((0..n).map(|_| spawn()).collect())
-    }
-}
-
-impl Drop for CpuHogs {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 #[test]
 fn same_commit_and_stamp_give_identical_tarballs_even_under_load() {
     let fx = Fixture::new();
@@ -363,7 +337,9 @@ fn same_commit_and_stamp_give_identical_tarballs_even_under_load() {
         .map(|n| fx.ws.join(format!("bits-{n}")))
         .collect();
     for (i, d) in dirs.iter().enumerate() {
-        let _hogs = (i > 0).then(CpuHogs::start);
+        // A CI runner is never idle: under load the compressor's workers
+        // finish blocks in varying order.
+        let _hogs = (i > 0).then(|| fault_proxy::CpuHogs::start().unwrap());
         let out = fx.build(&["--bits-dir", &d.to_string_lossy(), "--force"], &env);
         assert!(out.status.success(), "{}", stderr(&out));
     }

@@ -93,6 +93,25 @@ wire_enum::wire_enum! {
     }
 }
 
+/// A client's read timeout from the environment variable `var` (seconds,
+/// fractions allowed), else `default`: tritonadm and zone-image's origin
+/// downloads take theirs so. The error says what was expected.
+pub fn read_timeout_from_env(
+    var: &str,
+    default: std::time::Duration,
+) -> Result<std::time::Duration, String> {
+    match std::env::var(var) {
+        Err(std::env::VarError::NotPresent) => Ok(default),
+        Ok(v) => match v.trim().parse::<f64>() {
+            Ok(secs) if secs > 0.0 && secs.is_finite() => {
+                Ok(std::time::Duration::from_secs_f64(secs))
+            }
+            _ => Err(format!("expected a number of seconds above 0, got {v:?}")),
+        },
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// `Content-MD5` of a file as IMGAPI sends it with GetImageFile: the
 /// base64 of the MD5 digest. Hash as the bytes stream, then compare
 /// [`ContentMd5::finish`] with the header.

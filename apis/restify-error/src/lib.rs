@@ -8,7 +8,7 @@
 
 mod server;
 
-pub use server::{RestServer, StartError, start_server};
+pub use server::{RestServer, StartError, start_loopback, start_server};
 
 use dropshot::{ErrorStatusCode, HttpError, HttpResponseError};
 use schemars::JsonSchema;

@@ -56,6 +56,20 @@ pub enum StartError {
     Dropshot(#[source] dropshot::BuildError),
 }
 
+/// [`start_server`] on an ephemeral loopback port, without TLS and with
+/// logs discarded: the real peer of client tests.
+pub fn start_loopback<C: ServerContext>(
+    api: ApiDescription<C>,
+    private: C,
+) -> Result<RestServer<C>, StartError> {
+    let config = ConfigDropshot {
+        bind_address: SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..Default::default()
+    };
+    let log = Logger::root(slog::Discard, slog::o!());
+    start_server(api, private, log, config, None)
+}
+
 /// Start `api` as `dropshot::ServerBuilder::new(api, private, log)
 /// .config(config).tls(tls).start()` would, listening on
 /// `config.bind_address` (HTTPS with `tls`), except that errors Dropshot

@@ -21,9 +21,7 @@ progenitor::generate_api!(
 mod tests {
     use super::*;
     use cnapi_api::{ListServersQuery, Server, ServerStatus};
-    use dropshot::{
-        ApiDescription, ConfigDropshot, HttpResponseOk, Query, RequestContext, ServerBuilder,
-    };
+    use dropshot::{ApiDescription, HttpResponseOk, Query, RequestContext};
     use serde_json::json;
 
     /// ServerList over a headnode and a compute node, honouring `headnode`.
@@ -52,15 +50,7 @@ mod tests {
     async fn the_headnode_filter_and_unknown_fields_come_through() {
         let mut api = ApiDescription::new();
         api.register(list).unwrap();
-        let log = slog::Logger::root(slog::Discard, slog::o!());
-        let config = ConfigDropshot {
-            bind_address: "127.0.0.1:0".parse().unwrap(),
-            ..Default::default()
-        };
-        let server = ServerBuilder::new(api, (), log)
-            .config(config)
-            .start()
-            .unwrap();
+        let server = cnapi_api::restify_error::start_loopback(api, ()).unwrap();
         let client = Client::new(&format!("http://{}", server.local_addr()));
 
         let heads = client

@@ -24,10 +24,7 @@ progenitor::generate_api!(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dropshot::{
-        ApiDescription, ConfigDropshot, HttpError, HttpResponseOk, Query, RequestContext,
-        ServerBuilder,
-    };
+    use dropshot::{ApiDescription, HttpError, HttpResponseOk, Query, RequestContext};
     use napi_api::{ListNetworksQuery, Network, names_filter, parse_names_filter};
     use serde_json::json;
 
@@ -64,15 +61,7 @@ mod tests {
     async fn several_names_travel_as_a_json_array() {
         let mut api = ApiDescription::new();
         api.register(list).unwrap();
-        let log = slog::Logger::root(slog::Discard, slog::o!());
-        let config = ConfigDropshot {
-            bind_address: "127.0.0.1:0".parse().unwrap(),
-            ..Default::default()
-        };
-        let server = ServerBuilder::new(api, (), log)
-            .config(config)
-            .start()
-            .unwrap();
+        let server = napi_api::restify_error::start_loopback(api, ()).unwrap();
         let client = Client::new(&format!("http://{}", server.local_addr()));
 
         let two = client

@@ -26,8 +26,7 @@ pub fn resource_count<T>(response: &ResponseValue<T>) -> Option<u64> {
 mod tests {
     use super::*;
     use dropshot::{
-        ApiDescription, ConfigDropshot, HttpError, HttpResponseHeaders, HttpResponseOk, Query,
-        RequestContext, ServerBuilder,
+        ApiDescription, HttpError, HttpResponseHeaders, HttpResponseOk, Query, RequestContext,
     };
     use papi_api::{ListPackagesHeaders, ListPackagesQuery, Package};
     use serde_json::json;
@@ -69,15 +68,7 @@ mod tests {
     async fn resource_count_and_unknown_attributes_come_through() {
         let mut api = ApiDescription::new();
         api.register(list).unwrap();
-        let log = slog::Logger::root(slog::Discard, slog::o!());
-        let config = ConfigDropshot {
-            bind_address: "127.0.0.1:0".parse().unwrap(),
-            ..Default::default()
-        };
-        let server = ServerBuilder::new(api, (), log)
-            .config(config)
-            .start()
-            .unwrap();
+        let server = papi_api::restify_error::start_loopback(api, ()).unwrap();
         let client = Client::new(&format!("http://{}", server.local_addr()));
 
         let all = client.list_packages().send().await.unwrap();

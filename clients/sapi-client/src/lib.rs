@@ -56,10 +56,7 @@ fn accept_version(request: &mut reqwest::Request) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dropshot::{
-        ApiDescription, ConfigDropshot, HttpError, HttpResponseOk, RequestContext, ServerBuilder,
-        TypedBody,
-    };
+    use dropshot::{ApiDescription, HttpError, HttpResponseOk, RequestContext, TypedBody};
     use sapi_api::{CreateServiceBody, PingResponse, SapiMode, Service, ServiceType};
     use serde_json::{Map, Value, json};
 
@@ -127,20 +124,12 @@ mod tests {
 
     /// A real Dropshot server on loopback with a few SAPI routes that echo
     /// what each request carried.
-    fn echo_server() -> (dropshot::HttpServer<()>, Client) {
+    fn echo_server() -> (sapi_api::restify_error::RestServer<()>, Client) {
         let mut api = ApiDescription::new();
         api.register(echo_ping).unwrap();
         api.register(echo_list).unwrap();
         api.register(echo_create).unwrap();
-        let log = slog::Logger::root(slog::Discard, slog::o!());
-        let config = ConfigDropshot {
-            bind_address: "127.0.0.1:0".parse().unwrap(),
-            ..Default::default()
-        };
-        let server = ServerBuilder::new(api, (), log)
-            .config(config)
-            .start()
-            .unwrap();
+        let server = sapi_api::restify_error::start_loopback(api, ()).unwrap();
         let client = client_for_provisioning(&format!("http://{}", server.local_addr())).unwrap();
         (server, client)
     }

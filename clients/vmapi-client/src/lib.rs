@@ -131,8 +131,7 @@ pub enum JobError {
 mod tests {
     use super::*;
     use dropshot::{
-        ApiDescription, ConfigDropshot, HttpError, HttpResponseHeaders, HttpResponseOk, Path,
-        Query, RequestContext, ServerBuilder,
+        ApiDescription, HttpError, HttpResponseHeaders, HttpResponseOk, Path, Query, RequestContext,
     };
     use std::sync::Mutex;
     use vmapi_api::{ChainResult, JobExecution, JobPath, ListVmsHeaders, ListVmsQuery, VmState};
@@ -229,7 +228,7 @@ mod tests {
         }))
     }
 
-    fn serve(vms: Vec<Vm>) -> (dropshot::HttpServer<Fleet>, Client) {
+    fn serve(vms: Vec<Vm>) -> (vmapi_api::restify_error::RestServer<Fleet>, Client) {
         let mut api = ApiDescription::new();
         api.register(list).unwrap();
         api.register(get_job).unwrap();
@@ -238,15 +237,7 @@ mod tests {
             pages: Mutex::new(Vec::new()),
             polls: Mutex::new(0),
         };
-        let log = slog::Logger::root(slog::Discard, slog::o!());
-        let config = ConfigDropshot {
-            bind_address: "127.0.0.1:0".parse().unwrap(),
-            ..Default::default()
-        };
-        let server = ServerBuilder::new(api, fleet, log)
-            .config(config)
-            .start()
-            .unwrap();
+        let server = vmapi_api::restify_error::start_loopback(api, fleet).unwrap();
         let client = Client::new(&format!("http://{}", server.local_addr()));
         (server, client)
     }

@@ -24,6 +24,35 @@ impl XorShift {
     }
 }
 
+/// Busy loops, two per core, while alive: a loaded CI runner, for tests
+/// whose output must not depend on how threads get scheduled.
+pub struct CpuHogs(Vec<std::process::Child>);
+
+impl CpuHogs {
+    pub fn start() -> io::Result<CpuHogs> {
+        let n = thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+        let mut hogs = CpuHogs(Vec::with_capacity(n));
+        for _ in 0..n {
+            hogs.0.push(
+                std::process::Command::new("sh")
+                    .args(["-c", "while :; do :; done"])
+                    .stdout(std::process::Stdio::null())
+                    .spawn()?,
+            );
+        }
+        Ok(hogs)
+    }
+}
+
+impl Drop for CpuHogs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// Which way the counted bytes flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {

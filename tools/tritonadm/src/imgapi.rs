@@ -33,16 +33,8 @@ pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// [`READ_TIMEOUT_ENV`], else [`DEFAULT_READ_TIMEOUT`].
 pub fn read_timeout_from_env() -> Result<Duration> {
-    match std::env::var(READ_TIMEOUT_ENV) {
-        Err(std::env::VarError::NotPresent) => Ok(DEFAULT_READ_TIMEOUT),
-        Ok(v) => match v.trim().parse::<f64>() {
-            Ok(secs) if secs > 0.0 && secs.is_finite() => Ok(Duration::from_secs_f64(secs)),
-            _ => Err(Error::Input(format!(
-                "{READ_TIMEOUT_ENV}: expected a number of seconds above 0, got {v:?}"
-            ))),
-        },
-        Err(e) => Err(Error::Input(format!("{READ_TIMEOUT_ENV}: {e}"))),
-    }
+    imgapi_api::read_timeout_from_env(READ_TIMEOUT_ENV, DEFAULT_READ_TIMEOUT)
+        .map_err(|m| Error::Input(format!("{READ_TIMEOUT_ENV}: {m}")))
 }
 
 pub struct Imgapi {

@@ -46,7 +46,7 @@ pub struct Compressed {
 }
 
 /// Workers to use by default: every core.
-pub fn default_threads() -> usize {
+fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
@@ -272,7 +272,7 @@ pub fn sha1_file(path: &Path) -> Result<Compressed> {
 mod tests {
     use super::*;
     use flate2::read::MultiGzDecoder;
-    use std::process::{Child, Command, Stdio};
+    use std::process::Command;
 
     /// Several blocks of mixed compressibility: text-like runs, a
     /// repeating pattern, and xorshift noise that does not compress.
@@ -309,35 +309,6 @@ mod tests {
         let mut back = Vec::new();
         MultiGzDecoder::new(bytes).read_to_end(&mut back).unwrap();
         back
-    }
-
-    /// Busy loops on every core, as a loaded CI runner has.
-    struct Hogs(Vec<Child>);
-
-    impl Hogs {
-        fn start() -> Hogs {
-            let n = default_threads() * 2;
-            Hogs(
-                (0..n)
-                    .map(|_| {
-                        Command::new("sh")
-                            .args(["-c", "while :; do :; done"])
-                            .stdout(Stdio::null())
-                            .spawn()
-                            .unwrap()
-                    })
-                    .collect(),
-            )
-        }
-    }
-
-    impl Drop for Hogs {
-        fn drop(&mut self) {
-            for c in &mut self.0 {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
     }
 
     #[test]
@@ -379,7 +350,7 @@ mod tests {
         assert_eq!(gunzip(&want_bytes), data);
         let mut runs = 0;
         for loaded in [false, true] {
-            let _hogs = loaded.then(Hogs::start);
+            let _hogs = loaded.then(|| fault_proxy::CpuHogs::start().unwrap());
             for threads in [1, 2, 4, 8] {
                 for chunk in [4096, 65_537, 3 * BLOCK_SIZE / 2] {
                     let dest = dir.path().join(format!("{loaded}-{threads}-{chunk}.gz"));

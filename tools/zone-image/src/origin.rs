@@ -427,18 +427,8 @@ fn verify_local(manifest: &Manifest, image: &Path, file: &ImageFile) -> Result<(
 
 /// [`READ_TIMEOUT_ENV`], else two minutes.
 fn read_timeout() -> Result<Duration> {
-    match std::env::var(READ_TIMEOUT_ENV) {
-        Err(std::env::VarError::NotPresent) => Ok(DEFAULT_READ_TIMEOUT),
-        Ok(v) => match v.trim().parse::<f64>() {
-            Ok(secs) if secs > 0.0 && secs.is_finite() => Ok(Duration::from_secs_f64(secs)),
-            _ => Err(Error::input(
-                READ_TIMEOUT_ENV,
-                "(value)",
-                format!("expected a number of seconds above 0, got {v:?}"),
-            )),
-        },
-        Err(e) => Err(Error::input(READ_TIMEOUT_ENV, "(value)", e.to_string())),
-    }
+    imgapi_api::read_timeout_from_env(READ_TIMEOUT_ENV, DEFAULT_READ_TIMEOUT)
+        .map_err(|m| Error::input(READ_TIMEOUT_ENV, "(value)", m))
 }
 
 /// Why a download attempt failed: the transfer (worth another try) or

@@ -92,6 +92,9 @@ pub fn build(def: &ImageDef, opts: &CargoOptions) -> Result<HashMap<(String, Str
     for c in &def.cargo {
         cmd.args(["-p", &c.package, "--bin", &c.bin]);
     }
+    // cc-built -sys crates rerun their build scripts when this changes; the
+    // tarball's mtime is ours to set, not the compiler's.
+    cmd.env_remove("SOURCE_DATE_EPOCH");
     // Diagnostics go to our stderr as cargo renders them; stdout carries
     // the JSON messages naming each executable.
     cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());

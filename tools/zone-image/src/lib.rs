@@ -1,4 +1,4 @@
-//! The zone image pipeline, one module per stage (see DESIGN.md):
+//! The zone image pipeline, one module per stage (docs/design.md, "The pipeline, stage by stage"):
 //!
 //! 1. [`definition`] — `images/<name>/image.toml`
 //! 2. [`binaries`] — cargo builds and the ELF check

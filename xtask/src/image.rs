@@ -1,10 +1,10 @@
 //! `cargo xtask image ...`: clap glue over `zone_image`.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
+use progress::{Progress as _, Reporter};
 use zone_image::binaries::CargoOptions;
 use zone_image::build::{BuildOptions, build, check};
 use zone_image::definition;
@@ -68,6 +68,9 @@ pub struct BuildArgs {
     /// rule: the third field of `git symbolic-ref HEAD`).
     #[arg(long, env = "BRANCH", value_name = "B")]
     pub branch: Option<String>,
+    /// No progress on stderr (warnings and results still print).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 pub fn run(cmd: ImageCmd) -> Result<()> {
@@ -115,24 +118,13 @@ fn run_build(root: PathBuf, args: BuildArgs) -> Result<()> {
         force: args.force,
         branch: args.branch,
     };
-    let tty = std::io::stderr().is_terminal();
-    let spinner = tty.then(|| {
-        let pb = indicatif::ProgressBar::new_spinner();
-        pb.enable_steady_tick(std::time::Duration::from_millis(120));
-        pb
-    });
-    let mut progress = |line: &str| match &spinner {
-        Some(pb) => pb.set_message(line.to_string()),
-        None => eprintln!("{}: {line}", args.name),
-    };
-    let result = build(&opts, &mut progress);
-    if let Some(pb) = &spinner {
-        pb.finish_and_clear();
-    }
+    let reporter = Reporter::new(&args.name, args.quiet);
+    let result = build(&opts, &reporter);
+    reporter.finish();
     let report = result.with_context(|| format!("image build {}", args.name))?;
 
     if let Some(reason) = &report.dev_reason {
-        eprintln!("warning: dev image: {reason}");
+        reporter.warn(&format!("dev image: {reason}"));
     }
     if report.cached {
         println!(

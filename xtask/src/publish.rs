@@ -49,6 +49,9 @@ pub struct Args {
     /// Do not verify TLS certificates.
     #[arg(long)]
     pub insecure: bool,
+    /// No progress on stderr (results and errors still print).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// What is about to be published, read and checked from `bits/<name>/`.
@@ -181,7 +184,9 @@ pub fn run(args: Args) -> Result<()> {
         "publishing {} ({}) to {} channel {channel}",
         args.name, p.stamp, args.url
     );
+    let reporter = progress::Reporter::new("publish", args.quiet);
     let opts = ImportOptions {
+        progress: std::sync::Arc::new(reporter.clone()),
         source: args.source.clone(),
         channel: Some(channel),
         source_connect: ConnectOptions {
@@ -199,8 +204,14 @@ pub fn run(args: Args) -> Result<()> {
             &opts,
         ))
         .with_context(|| format!("publishing {}", p.manifest.display()))?;
-    if let Outcome::Imported(i) | Outcome::Completed(i) = &outcome {
-        println!("published {} {} as {}", i.name, i.version, i.uuid);
+    match &outcome {
+        Outcome::Imported(i) | Outcome::Completed(i) => {
+            println!("published {} {} as {}", i.name, i.version, i.uuid)
+        }
+        Outcome::AlreadyActive(i) => println!(
+            "{} {} ({}) is already active in {}",
+            i.name, i.version, i.uuid, args.url
+        ),
     }
     Ok(())
 }

@@ -153,7 +153,6 @@ fn triton_api_builds_a_zfs_image_that_installs_on_a_fresh_pool() {
         let import = tritonadm::import::ImportOptions {
             // Every origin is imported explicitly; nothing may be fetched.
             source: "http://127.0.0.1:9".into(),
-            show_progress: false,
             ..Default::default()
         };
         for (m, f) in [

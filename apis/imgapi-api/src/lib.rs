@@ -24,6 +24,10 @@ pub const API_VERSION: &str = "0.1.0";
 /// The largest image file IMGAPI accepts (the docs' "never hit it" cap).
 pub const MAX_FILE_SIZE: u64 = 20 * 1024 * 1024 * 1024;
 
+/// The public updates server: where images come from when nothing else
+/// names a source.
+pub const DEFAULT_UPDATES_URL: &str = "https://updates.tritondatacenter.com";
+
 // ---------------------------------------------------------------------------
 // Manifest
 

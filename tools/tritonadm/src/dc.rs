@@ -17,7 +17,7 @@ use crate::target::{Api, HeadnodeConfig, resolve_api};
 use crate::{Error, Result};
 
 /// The public updates server, used when nothing else names one.
-pub const DEFAULT_UPDATES_URL: &str = "https://updates.tritondatacenter.com";
+pub const DEFAULT_UPDATES_URL: &str = imgapi_api::DEFAULT_UPDATES_URL;
 
 /// How a command finds the DC: per-API flags, the environment, the
 /// headnode config.
@@ -25,6 +25,8 @@ pub const DEFAULT_UPDATES_URL: &str = "https://updates.tritondatacenter.com";
 pub struct DcOptions {
     /// `--<api>-url` flags, by API.
     pub flags: Vec<(Api, String)>,
+    /// `<API>_URL` variables, by API (read by the binary's argument parser).
+    pub env: Vec<(Api, String)>,
     pub headnode_config: PathBuf,
     /// Say where each URL came from (on stderr).
     pub verbose: bool,
@@ -48,14 +50,14 @@ impl Dc {
 
     /// The API's URL: flag, else `<API>_URL`, else the headnode config.
     pub fn url(&self, api: Api) -> Result<String> {
-        let flag = self
-            .opts
-            .flags
-            .iter()
-            .find(|(a, _)| *a == api)
-            .map(|(_, u)| u.as_str());
-        let env = std::env::var(api.env()).ok();
-        let (url, source) = resolve_api(api, flag, env.as_deref(), &self.opts.headnode_config)?;
+        fn of(given: &[(Api, String)], api: Api) -> Option<&str> {
+            given
+                .iter()
+                .find(|(a, _)| *a == api)
+                .map(|(_, u)| u.as_str())
+        }
+        let (flag, env) = (of(&self.opts.flags, api), of(&self.opts.env, api));
+        let (url, source) = resolve_api(api, flag, env, &self.opts.headnode_config)?;
         if self.opts.verbose
             && self
                 .told
@@ -145,7 +147,9 @@ pub fn api_error(api: Api, op: &str, url: &str, e: ClientError<RestError>) -> Er
     let status = e.status().map(|s| s.as_u16());
     let detail = match &e {
         ClientError::ErrorResponse(rv) => format!("{}: {}", rv.status(), **rv),
-        ClientError::CommunicationError(re) | ClientError::ResponseBodyError(re) => error_chain(re),
+        ClientError::CommunicationError(re) | ClientError::ResponseBodyError(re) => {
+            error_line::one_line(re)
+        }
         ClientError::InvalidResponsePayload(bytes, err) => format!(
             "the answer is not a {} response ({err}): {:?}",
             api.label(),
@@ -169,20 +173,6 @@ pub fn naming(who: &'static str) -> impl Fn(Error) -> Error {
         },
         e => e,
     }
-}
-
-/// The error and its causes on one line, without repeats.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        cur = s.source();
-    }
-    parts.join(": ")
 }
 
 /// Worth another try: the server was briefly unavailable or the

@@ -16,24 +16,24 @@ use crate::Cli;
 /// Where the DC's other APIs are (`--imgapi-url` is tritonadm's own).
 #[derive(clap::Args)]
 pub struct DcFlags {
-    /// SAPI URL; else SAPI_URL, else the headnode config.
-    #[arg(long, global = true)]
+    /// SAPI URL [default: from the headnode config].
+    #[arg(long, global = true, env = "SAPI_URL")]
     sapi_url: Option<String>,
-    /// VMAPI URL; else VMAPI_URL, else the headnode config.
-    #[arg(long, global = true)]
+    /// VMAPI URL [default: from the headnode config].
+    #[arg(long, global = true, env = "VMAPI_URL")]
     vmapi_url: Option<String>,
-    /// NAPI URL; else NAPI_URL, else the headnode config.
-    #[arg(long, global = true)]
+    /// NAPI URL [default: from the headnode config].
+    #[arg(long, global = true, env = "NAPI_URL")]
     napi_url: Option<String>,
-    /// PAPI URL; else PAPI_URL, else the headnode config.
-    #[arg(long, global = true)]
+    /// PAPI URL [default: from the headnode config].
+    #[arg(long, global = true, env = "PAPI_URL")]
     papi_url: Option<String>,
-    /// CNAPI URL; else CNAPI_URL, else the headnode config.
-    #[arg(long, global = true)]
+    /// CNAPI URL [default: from the headnode config].
+    #[arg(long, global = true, env = "CNAPI_URL")]
     cnapi_url: Option<String>,
-    /// Updates server; else UPDATES_URL, else the sdc application's
-    /// metadata.updates_url, else https://updates.tritondatacenter.com.
-    #[arg(long, global = true)]
+    /// Updates server [default: the sdc application's metadata.updates_url,
+    /// else https://updates.tritondatacenter.com].
+    #[arg(long, global = true, env = "UPDATES_URL")]
     updates_url: Option<String>,
 }
 
@@ -41,6 +41,7 @@ pub struct DcFlags {
 pub enum DcMaintCmd {
     /// Whether the DC is in maintenance (cloudapi/docker read-only).
     Status {
+        /// Print JSON instead of a line.
         #[arg(long)]
         json: bool,
     },
@@ -81,19 +82,22 @@ pub struct TritonApiArgs {
 
 pub fn dc(cli: &Cli) -> Dc {
     let f = &cli.dc;
-    let flags = [
-        (Api::Sapi, &f.sapi_url),
-        (Api::Vmapi, &f.vmapi_url),
-        (Api::Napi, &f.napi_url),
-        (Api::Papi, &f.papi_url),
-        (Api::Cnapi, &f.cnapi_url),
-        (Api::Imgapi, &cli.imgapi_url),
-    ]
-    .into_iter()
-    .filter_map(|(api, u)| u.clone().map(|u| (api, u)))
-    .collect();
+    let (mut flags, mut env) = (Vec::new(), Vec::new());
+    for (api, id, value) in [
+        (Api::Sapi, "sapi_url", &f.sapi_url),
+        (Api::Vmapi, "vmapi_url", &f.vmapi_url),
+        (Api::Napi, "napi_url", &f.napi_url),
+        (Api::Papi, "papi_url", &f.papi_url),
+        (Api::Cnapi, "cnapi_url", &f.cnapi_url),
+        (Api::Imgapi, "imgapi_url", &cli.imgapi_url),
+    ] {
+        let (from_flag, from_env) = cli.given(id, value);
+        flags.extend(from_flag.map(|u| (api, u)));
+        env.extend(from_env.map(|u| (api, u)));
+    }
     Dc::new(DcOptions {
         flags,
+        env,
         headnode_config: cli.headnode_config.clone(),
         verbose: cli.verbose,
         imgapi_connect: ConnectOptions {
@@ -138,12 +142,9 @@ pub async fn avail(
 ) -> anyhow::Result<()> {
     let dc = dc(cli);
     let app = views::sdc_application(&dc).await?;
-    let env = std::env::var("UPDATES_URL").ok();
-    let (url, from) = tritonadm::dc::updates_url(
-        cli.dc.updates_url.as_deref(),
-        env.as_deref(),
-        app.metadata.as_ref(),
-    );
+    let (flag, env) = cli.given("updates_url", &cli.dc.updates_url);
+    let (url, from) =
+        tritonadm::dc::updates_url(flag.as_deref(), env.as_deref(), app.metadata.as_ref());
     let channel = tritonadm::dc::update_channel(channel, app.metadata.as_ref());
     if cli.verbose {
         eprintln!("tritonadm: using updates server {url} (from {from})");
@@ -191,7 +192,7 @@ pub async fn post_setup(cli: &Cli, cmd: &PostSetupCmd) -> anyhow::Result<()> {
                 image: a.image.clone(),
                 channel: a.channel.clone(),
                 server: a.server,
-                updates_url: cli.dc.updates_url.clone(),
+                updates_url: cli.given("updates_url", &cli.dc.updates_url),
                 updates_connect: ConnectOptions {
                     insecure: cli.insecure,
                     signer: None,

@@ -11,8 +11,8 @@ use sha1::{Digest as _, Sha1};
 use uuid::Uuid;
 
 use crate::imgapi::Imgapi;
-use crate::progress::Progress;
 use crate::{Error, Result};
+use progress::Progress;
 
 /// Download the file of image `uuid` to `dest` (temp file beside it, then
 /// rename); returns the image's manifest.
@@ -21,13 +21,13 @@ pub async fn download_file(
     uuid: Uuid,
     channel: Option<&str>,
     dest: &Path,
-    show_progress: bool,
+    progress: &dyn Progress,
 ) -> Result<Image> {
     let image = api
         .get_image(uuid, channel)
         .await?
         .ok_or_else(|| Error::Other(format!("image {uuid} was not found in {}", api.url())))?;
-    save_file(api, &image, channel, dest, show_progress).await?;
+    save_file(api, &image, channel, dest, progress).await?;
     Ok(image)
 }
 
@@ -38,7 +38,7 @@ pub async fn save_file(
     image: &Image,
     channel: Option<&str>,
     dest: &Path,
-    show_progress: bool,
+    progress: &dyn Progress,
 ) -> Result<()> {
     let uuid = image.uuid;
     let expected = match image.files.as_slice() {
@@ -63,11 +63,7 @@ pub async fn save_file(
         .prefix(".tritonadm-download-")
         .tempfile_in(dir)
         .map_err(io(dir))?;
-    let progress = if show_progress {
-        Progress::new("downloading", expected.size)
-    } else {
-        Progress::hidden()
-    };
+    let progress = progress.transfer("downloading", Some(expected.size));
     let mut stream = api.get_file(uuid, channel).await?;
     let mut sha1 = Sha1::new();
     let mut size = 0u64;

@@ -63,7 +63,7 @@ fn api_error(
     let detail = match &e {
         E2::ErrorResponse(rv) => format!("{}: {}", rv.status(), **rv),
         E2::CommunicationError(re) | E2::ResponseBodyError(re) | E2::InvalidUpgrade(re) => {
-            let chain = crate::dc::error_chain(re);
+            let chain = error_line::one_line(re);
             if re.is_timeout() {
                 format!("{chain} ({})", stalled_hint())
             } else if chain.contains("certificate") || chain.contains("InvalidCertificate") {
@@ -165,7 +165,7 @@ fn verify_md5(
                         "{}: the download broke off after {} bytes: {}{hint}",
                         st.op,
                         st.received,
-                        crate::dc::error_chain(&e)
+                        error_line::one_line(&e)
                     ))),
                     None,
                 ))
@@ -209,7 +209,7 @@ impl Imgapi {
             b.build().map_err(|e| {
                 Error::Other(format!(
                     "building the HTTP client: {}",
-                    crate::dc::error_chain(&e)
+                    error_line::one_line(&e)
                 ))
             })
         };

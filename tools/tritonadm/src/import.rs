@@ -20,16 +20,16 @@ use sha1::{Digest as _, Sha1};
 use uuid::Uuid;
 
 use crate::imgapi::{ConnectOptions, Imgapi, READ_TIMEOUT_ENV};
-use crate::progress::Progress;
 use crate::target::split_source;
 use crate::{Error, Result};
+use progress::{Progress, Silent, Transfer};
 
-pub const DEFAULT_SOURCE: &str = "https://updates.tritondatacenter.com";
+pub const DEFAULT_SOURCE: &str = imgapi_api::DEFAULT_UPDATES_URL;
 
 /// Origin chains are one or two deep; more means a loop in the data.
 const MAX_ORIGIN_DEPTH: usize = 16;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ImportOptions {
     /// IMGAPI to pull missing origins from; may carry `?channel=`.
     pub source: String,
@@ -37,8 +37,8 @@ pub struct ImportOptions {
     pub channel: Option<String>,
     /// TLS/auth options for the source (no signing: it is only read).
     pub source_connect: ConnectOptions,
-    /// Progress bar/lines for hashing and upload.
-    pub show_progress: bool,
+    /// Where steps and the upload are reported.
+    pub progress: Arc<dyn Progress>,
     /// How long to wait for an AdminImportRemoteImage to finish.
     pub remote_timeout: Duration,
 }
@@ -49,7 +49,7 @@ impl Default for ImportOptions {
             source: DEFAULT_SOURCE.to_string(),
             channel: None,
             source_connect: ConnectOptions::default(),
-            show_progress: true,
+            progress: Arc::new(Silent),
             remote_timeout: Duration::from_secs(3600),
         }
     }
@@ -149,13 +149,9 @@ fn sha1_mismatch(path: &Path, got: &str, expected: &ImageFile) -> Error {
 }
 
 /// Size, then SHA-1, of a file against the manifest, without sending it.
-pub fn verify_file(path: &Path, expected: &ImageFile, show_progress: bool) -> Result<()> {
+pub fn verify_file(path: &Path, expected: &ImageFile, progress: &dyn Progress) -> Result<()> {
     check_size(path, expected)?;
-    let progress = if show_progress {
-        Progress::new("checking", expected.size)
-    } else {
-        Progress::hidden()
-    };
+    let progress = progress.transfer("checking", Some(expected.size));
     let f = std::fs::File::open(path).map_err(|e| read_error(path, e))?;
     let verdict = read_verified(f, path, expected, &progress, |_| true);
     progress.finish();
@@ -163,6 +159,56 @@ pub fn verify_file(path: &Path, expected: &ImageFile, show_progress: bool) -> Re
 }
 
 const CHUNK: usize = 1024 * 1024;
+
+/// Chunk buffers that come back once sent, so a long upload neither
+/// allocates nor zero-fills (and page-faults) per chunk. It allocates only
+/// while every buffer is in flight, which the bounded channel caps, so
+/// memory stays flat.
+struct BufferPool {
+    home: std::sync::mpsc::Sender<Vec<u8>>,
+    returned: std::sync::mpsc::Receiver<Vec<u8>>,
+}
+
+impl BufferPool {
+    fn new() -> BufferPool {
+        let (home, returned) = std::sync::mpsc::channel();
+        BufferPool { home, returned }
+    }
+
+    fn take(&self) -> Vec<u8> {
+        self.returned
+            .try_recv()
+            .unwrap_or_else(|_| vec![0u8; CHUNK])
+    }
+
+    /// The first `len` bytes of `buf`, which returns here when dropped.
+    fn share(&self, buf: Vec<u8>, len: usize) -> bytes::Bytes {
+        bytes::Bytes::from_owner(Chunk {
+            buf,
+            len,
+            home: self.home.clone(),
+        })
+    }
+}
+
+struct Chunk {
+    buf: Vec<u8>,
+    len: usize,
+    home: std::sync::mpsc::Sender<Vec<u8>>,
+}
+
+impl AsRef<[u8]> for Chunk {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        // Fails only once the reader is done: then the buffer is freed.
+        let _ = self.home.send(std::mem::take(&mut self.buf));
+    }
+}
 
 /// Read `f` in chunks, hashing each, and hand them to `emit` (which says
 /// whether to go on). The chunk that completes `expected.size` is held
@@ -174,16 +220,16 @@ fn read_verified(
     mut f: std::fs::File,
     path: &Path,
     expected: &ImageFile,
-    progress: &Progress,
+    progress: &Transfer,
     mut emit: impl FnMut(bytes::Bytes) -> bool,
 ) -> Result<()> {
+    let pool = BufferPool::new();
     let mut hasher = Sha1::new();
     let mut total = 0u64;
     loop {
-        let mut buf = vec![0u8; CHUNK];
+        let mut buf = pool.take();
         let n = read_full(&mut f, &mut buf).map_err(|e| read_error(path, e))?;
-        buf.truncate(n);
-        hasher.update(&buf);
+        hasher.update(&buf[..n]);
         total += n as u64;
         progress.inc(n as u64);
         // The file changed under us since its size was checked.
@@ -204,11 +250,11 @@ fn read_verified(
                 return Err(sha1_mismatch(path, &got, expected));
             }
             if n > 0 {
-                emit(bytes::Bytes::from(buf));
+                emit(pool.share(buf, n));
             }
             return Ok(());
         }
-        if !emit(bytes::Bytes::from(buf)) {
+        if !emit(pool.share(buf, n)) {
             return Ok(());
         }
     }
@@ -302,7 +348,7 @@ impl Activity {
     }
 }
 
-fn describe(i: &Image) -> String {
+pub fn describe(i: &Image) -> String {
     format!(
         "{} ({}, {}, state={})",
         i.uuid,
@@ -310,17 +356,6 @@ fn describe(i: &Image) -> String {
         i.version,
         i.state.as_str()
     )
-}
-
-/// Say that `i` is already there and needs nothing.
-fn already_active(api: &Imgapi, i: Image) -> Outcome {
-    println!(
-        "Image {} is already {} in {}",
-        describe(&i),
-        i.state.as_str(),
-        api.url()
-    );
-    Outcome::AlreadyActive(i)
 }
 
 /// `tritonadm image import -m MANIFEST -f FILE`.
@@ -338,9 +373,10 @@ pub async fn import_image(
 
     let existing = api.get_image(uuid, channel).await?;
     let resumed = match &existing {
-        Some(i) if i.state.is_activated() => return Ok(already_active(api, i.clone())),
+        Some(i) if i.state.is_activated() => return Ok(Outcome::AlreadyActive(i.clone())),
         Some(i) if i.state == ImageState::Unactivated => {
-            println!("Completing unactivated image {}", describe(i));
+            opts.progress
+                .step(&format!("Completing unactivated image {}", describe(i)));
             true
         }
         Some(i) => {
@@ -359,7 +395,8 @@ pub async fn import_image(
             ensure_origin_chain(api, origin, opts).await?;
         }
         let imported = api.import_manifest(uuid, channel, &local.raw).await?;
-        println!("Imported image {}", describe(&imported));
+        opts.progress
+            .step(&format!("Imported image {}", describe(&imported)));
     }
 
     let already_uploaded = existing
@@ -375,16 +412,18 @@ pub async fn import_image(
             channel,
             &local.file,
             file_path,
-            opts.show_progress,
+            opts.progress.as_ref(),
         )
         .await;
         if let Err(e) = sent {
             return Err(unfinished(api, uuid, channel, resumed, e).await);
         }
-        println!("Added file {} to image {uuid}", file_path.display());
+        opts.progress.step(&format!(
+            "Added file {} to image {uuid}",
+            file_path.display()
+        ));
     }
     let active = api.activate(uuid, channel).await?;
-    println!("Activated image {}", describe(&active));
     Ok(if resumed {
         Outcome::Completed(active)
     } else {
@@ -392,12 +431,6 @@ pub async fn import_image(
     })
 }
 
-/// AddImageFile with the manifest's sha1 and size (the server checks them
-/// too), hashing the file as it is read. The reader holds back the last
-/// chunk until the hash is known and, on a mismatch, fails the body
-/// instead: the request is aborted short of its `Content-Length`, so the
-/// server never gets a whole file. The local verdict, when there is one,
-/// is the error returned (an input error).
 /// Say what became of the image after a failed upload. A file that does
 /// not match its manifest takes back the image this run created (it could
 /// never be completed); otherwise it stays unactivated for a rerun.
@@ -422,20 +455,22 @@ async fn unfinished(
     }
 }
 
+/// AddImageFile with the manifest's sha1 and size (the server checks them
+/// too), hashing the file as it is read. The reader holds back the last
+/// chunk until the hash is known and, on a mismatch, fails the body
+/// instead: the request is aborted short of its `Content-Length`, so the
+/// server never gets a whole file. The local verdict, when there is one,
+/// is the error returned (an input error).
 async fn upload(
     api: &Imgapi,
     uuid: Uuid,
     channel: Option<&str>,
     file: &ImageFile,
     path: &Path,
-    show_progress: bool,
+    progress: &dyn Progress,
 ) -> Result<Image> {
     let f = std::fs::File::open(path).map_err(|e| read_error(path, e))?;
-    let progress = Arc::new(if show_progress {
-        Progress::new("uploading", file.size)
-    } else {
-        Progress::hidden()
-    });
+    let progress = progress.transfer("uploading", Some(file.size));
     // A small bounded channel: memory stays flat whatever the image size,
     // and reading and hashing overlap sending.
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
@@ -525,7 +560,10 @@ pub async fn ensure_origin_chain(api: &Imgapi, origin: Uuid, opts: &ImportOption
         }
     }
     for uuid in missing.iter().rev() {
-        println!("Importing origin image {uuid} from {}", opts.source);
+        opts.progress.step(&format!(
+            "Importing origin image {uuid} from {}",
+            opts.source
+        ));
         import_remote(api, *uuid, &opts.source, opts).await?;
     }
     Ok(())
@@ -542,7 +580,10 @@ pub async fn import_remote(
     let channel = opts.channel.as_deref();
     match api.import_remote(uuid, source, channel).await? {
         ImageActionResponse::Job(job) => {
-            println!("Import job {} started for image {uuid}", job.job_uuid);
+            opts.progress.step(&format!(
+                "Import job {} started for image {uuid}",
+                job.job_uuid
+            ));
         }
         ImageActionResponse::Image(i) => {
             if i.state.is_activated() {
@@ -550,7 +591,10 @@ pub async fn import_remote(
             }
         }
     }
-    wait_active(api, uuid, channel, opts.remote_timeout).await
+    let image = wait_active(api, uuid, channel, opts.remote_timeout).await?;
+    opts.progress
+        .step(&format!("Imported image {}", describe(&image)));
+    Ok(image)
 }
 
 /// Poll GetImage until the image is active. A 404 means the job has not
@@ -567,10 +611,7 @@ pub async fn wait_active(
     let mut delay = Duration::from_millis(100);
     loop {
         match api.get_image(uuid, channel).await {
-            Ok(Some(i)) if i.state.is_activated() => {
-                println!("Imported image {}", describe(&i));
-                return Ok(i);
-            }
+            Ok(Some(i)) if i.state.is_activated() => return Ok(i),
             Ok(Some(i)) if i.state == ImageState::Failed => {
                 return Err(Error::Other(format!(
                     "import of image {uuid} failed in {}: {}",
@@ -607,7 +648,7 @@ pub async fn import_remote_image(
     let channel = opts.channel.as_deref();
     if let Some(i) = api.get_image(uuid, channel).await? {
         if i.state.is_activated() {
-            return Ok(already_active(api, i));
+            return Ok(Outcome::AlreadyActive(i));
         }
         return Err(Error::Other(format!(
             "image {} exists in {} but is not active; delete it or import it with -m/-f",
@@ -628,4 +669,69 @@ pub async fn import_remote_image(
     }
     let image = import_remote(api, uuid, &opts.source, opts).await?;
     Ok(Outcome::Imported(image))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_of(len: usize) -> (tempfile::TempDir, PathBuf, Vec<u8>, ImageFile) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("image");
+        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).expect("write");
+        let file = ImageFile {
+            sha1: hex::encode(Sha1::digest(&data)),
+            size: len as u64,
+            compression: imgapi_api::Compression::None,
+            dataset_guid: None,
+            extra: Default::default(),
+        };
+        (dir, path, data, file)
+    }
+
+    /// Pooled buffers are reused only once dropped: chunks a consumer
+    /// still holds keep their bytes.
+    #[test]
+    fn held_chunks_are_never_overwritten() {
+        let (_dir, path, data, file) = file_of(3 * CHUNK + 17);
+        let mut held = Vec::new();
+        let f = std::fs::File::open(&path).expect("open");
+        read_verified(f, &path, &file, &Silent.transfer("", None), |b| {
+            held.push(b);
+            true
+        })
+        .expect("verified");
+        assert_eq!(held.len(), 4);
+        assert_eq!(held.concat(), data);
+    }
+
+    #[test]
+    fn dropped_chunks_are_reused() {
+        let (_dir, path, _data, file) = file_of(3 * CHUNK);
+        let mut seen = Vec::new();
+        let f = std::fs::File::open(&path).expect("open");
+        read_verified(f, &path, &file, &Silent.transfer("", None), |b| {
+            seen.push(b.as_ptr() as usize);
+            true
+        })
+        .expect("verified");
+        assert!(seen.iter().all(|p| *p == seen[0]), "{seen:?}");
+    }
+
+    #[test]
+    fn a_wrong_last_byte_is_never_emitted() {
+        let (_dir, path, mut data, file) = file_of(2 * CHUNK + 5);
+        let last = data.len() - 1;
+        data[last] ^= 1;
+        std::fs::write(&path, &data).expect("write");
+        let mut emitted = 0;
+        let f = std::fs::File::open(&path).expect("open");
+        let r = read_verified(f, &path, &file, &Silent.transfer("", None), |b| {
+            emitted += b.len();
+            true
+        });
+        assert!(matches!(r, Err(Error::Input(_))), "{r:?}");
+        assert_eq!(emitted, 2 * CHUNK);
+    }
 }

@@ -11,7 +11,6 @@
 //!   make sure the origin chain is there, import, upload, activate.
 //! - [`download`]: `image get-file`: a file checked against its manifest
 //!   and the server's Content-MD5.
-//! - [`progress`]: a progress bar on a terminal, plain lines otherwise.
 //! - [`self_update`]: `self-update`: find, download and verify, then run
 //!   the installer; `--rollback`.
 //! - [`version`]: the build stamp `--version` prints.
@@ -21,7 +20,6 @@ pub mod download;
 pub mod imgapi;
 pub mod import;
 pub mod post_setup;
-pub mod progress;
 pub mod self_update;
 pub mod target;
 pub mod version;

@@ -3,15 +3,18 @@
 mod dc_cmd;
 mod self_update_cmd;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 use imgapi_api::StateFilter;
+use progress::Reporter;
 use tritonadm::imgapi::{ConnectOptions, Imgapi};
-use tritonadm::import::{DEFAULT_SOURCE, ImportOptions, Outcome};
+use tritonadm::import::{DEFAULT_SOURCE, ImportOptions, Outcome, describe};
 use uuid::Uuid;
 
 #[derive(Parser)]
@@ -21,8 +24,8 @@ use uuid::Uuid;
     version = tritonadm::version::version()
 )]
 struct Cli {
-    /// IMGAPI URL; else IMGAPI_URL, else derived from the headnode config.
-    #[arg(long, global = true)]
+    /// IMGAPI URL [default: derived from the headnode config].
+    #[arg(long, global = true, env = "IMGAPI_URL")]
     imgapi_url: Option<String>,
     /// Headnode config to derive the IMGAPI URL from.
     #[arg(long, global = true, env = "TRITONADM_HEADNODE_CONFIG", default_value = tritonadm::target::HEADNODE_CONFIG, hide_default_value = true)]
@@ -40,10 +43,50 @@ struct Cli {
     /// Say which IMGAPI is used and why.
     #[arg(short, long, global = true)]
     verbose: bool,
+    /// No progress on stderr (results and errors still print).
+    #[arg(short, long, global = true)]
+    quiet: bool,
     #[command(flatten)]
     dc: dc_cmd::DcFlags,
     #[command(subcommand)]
     command: Command,
+    /// Which of the URL options above came from their variable rather than
+    /// the command line, so `-v` can say which.
+    #[arg(skip)]
+    from_env: BTreeSet<String>,
+}
+
+/// The options whose `-v` report names flag or variable.
+const URL_ARGS: &[&str] = &[
+    "imgapi_url",
+    "sapi_url",
+    "vmapi_url",
+    "napi_url",
+    "papi_url",
+    "cnapi_url",
+    "updates_url",
+];
+
+impl Cli {
+    fn parse_with_sources() -> Cli {
+        let matches = Cli::command().get_matches();
+        let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        cli.from_env = URL_ARGS
+            .iter()
+            .filter(|id| matches.value_source(id) == Some(ValueSource::EnvVariable))
+            .map(|id| id.to_string())
+            .collect();
+        cli
+    }
+
+    /// `value` as (from the flag, from the variable).
+    pub fn given(&self, id: &str, value: &Option<String>) -> (Option<String>, Option<String>) {
+        if self.from_env.contains(id) {
+            (None, value.clone())
+        } else {
+            (value.clone(), None)
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -53,6 +96,7 @@ enum Command {
     Image(ImageCmd),
     /// The DC's SAPI services: TYPE UUID NAME IMAGE INSTS.
     Services {
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -61,14 +105,18 @@ enum Command {
         /// Only this service's instances.
         #[arg(long)]
         service: Option<String>,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Newer images on the updates server than each service runs.
     Avail {
+        /// Only this service (default: every service).
         service: Option<String>,
+        /// Updates channel [default: the sdc application's update_channel].
         #[arg(long)]
         channel: Option<String>,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -82,6 +130,7 @@ enum Command {
     SelfUpdate(self_update_cmd::SelfUpdateArgs),
     /// Print shell completions.
     Completion {
+        /// The shell to complete for.
         #[arg(value_enum)]
         shell: self_update_cmd::Shell,
     },
@@ -102,8 +151,10 @@ enum StateArg {
 enum ImageCmd {
     /// Import an image from a manifest and its file (origins first).
     Import {
+        /// The image manifest (`.imgmanifest`).
         #[arg(short = 'm', long)]
         manifest: PathBuf,
+        /// The image file it describes (e.g. `.zfs.gz`).
         #[arg(short = 'f', long)]
         file: PathBuf,
         /// IMGAPI to fetch missing origin images from (may carry ?channel=).
@@ -115,51 +166,65 @@ enum ImageCmd {
     },
     /// Import an image (and its missing origins) from another IMGAPI.
     ImportRemote {
+        /// The image's UUID.
         uuid: Uuid,
+        /// IMGAPI to import from (may carry ?channel=).
         #[arg(long)]
         source: String,
+        /// Channel in the target IMGAPI.
         #[arg(long)]
         channel: Option<String>,
     },
     /// List images (all states unless --state is given).
     List {
+        /// Only images of this name.
         #[arg(long)]
         name: Option<String>,
+        /// Only images in this state.
         #[arg(long, value_enum, default_value = "all")]
         state: StateArg,
+        /// Channel to list (servers with channels).
         #[arg(long)]
         channel: Option<String>,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Show one image.
     Get {
+        /// The image's UUID.
         uuid: Uuid,
+        /// Channel to look in (servers with channels).
         #[arg(long)]
         channel: Option<String>,
+        /// Print the manifest as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Download an image's file, checked against its manifest's size and
     /// sha1 and the server's Content-MD5.
     GetFile {
+        /// The image's UUID.
         uuid: Uuid,
         /// Where to write it; nothing is written unless every check passes.
         #[arg(short = 'o', long)]
         output: PathBuf,
+        /// Channel to look in (servers with channels).
         #[arg(long)]
         channel: Option<String>,
     },
     /// Delete an image (from the channel, on servers with channels).
     Delete {
+        /// The image's UUID.
         uuid: Uuid,
+        /// Channel to delete it from (servers with channels).
         #[arg(long)]
         channel: Option<String>,
     },
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_with_sources();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -176,12 +241,9 @@ fn main() -> ExitCode {
 }
 
 fn connect(cli: &Cli) -> anyhow::Result<Imgapi> {
-    let env = std::env::var("IMGAPI_URL").ok();
-    let (url, source) = tritonadm::target::resolve(
-        cli.imgapi_url.as_deref(),
-        env.as_deref(),
-        &cli.headnode_config,
-    )?;
+    let (flag, env) = cli.given("imgapi_url", &cli.imgapi_url);
+    let (url, source) =
+        tritonadm::target::resolve(flag.as_deref(), env.as_deref(), &cli.headnode_config)?;
     if cli.verbose {
         eprintln!("tritonadm: using IMGAPI {url} (from {source})");
     }
@@ -227,6 +289,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::DcMaint(cmd) => return dc_cmd::dc_maint(&cli, cmd).await,
         Command::PostSetup(cmd) => return dc_cmd::post_setup(&cli, cmd).await,
     };
+    let reporter = Reporter::new("tritonadm", cli.quiet);
     let import_opts = |source: &str, channel: &Option<String>| ImportOptions {
         source: source.to_string(),
         channel: channel.clone(),
@@ -234,6 +297,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             insecure: cli.insecure,
             signer: None,
         },
+        progress: Arc::new(reporter.clone()),
         ..Default::default()
     };
     match cmd {
@@ -251,7 +315,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let outcome = tritonadm::import::import_image(&api, &local.path, file, &opts)
                 .await
                 .with_context(|| format!("importing image {}", local.image.uuid))?;
-            report(&outcome);
+            reporter.finish();
+            report(&outcome, api.url());
         }
         ImageCmd::ImportRemote {
             uuid,
@@ -263,7 +328,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let outcome = tritonadm::import::import_remote_image(&api, *uuid, &opts)
                 .await
                 .with_context(|| format!("importing image {uuid} from {source}"))?;
-            report(&outcome);
+            reporter.finish();
+            report(&outcome, api.url());
         }
         ImageCmd::List {
             name,
@@ -344,9 +410,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             channel,
         } => {
             let api = connect(&cli)?;
-            tritonadm::download::download_file(&api, *uuid, channel.as_deref(), output, true)
+            tritonadm::download::download_file(&api, *uuid, channel.as_deref(), output, &reporter)
                 .await
                 .with_context(|| format!("downloading the file of image {uuid}"))?;
+            reporter.finish();
             println!("Saved the file of image {uuid} to {}", output.display());
         }
         ImageCmd::Delete { uuid, channel } => {
@@ -372,17 +439,43 @@ fn check_file_exists(path: &Path) -> anyhow::Result<()> {
     }
 }
 
-fn report(outcome: &Outcome) {
+/// The result line of an import, on stdout (steps went to stderr).
+fn report(outcome: &Outcome, url: &str) {
+    let i = outcome.image();
     match outcome {
-        Outcome::AlreadyActive(_) => {}
-        Outcome::Imported(i) | Outcome::Completed(i) => {
-            println!(
-                "Image {} ({} {}) is {}",
-                i.uuid,
-                i.name,
-                i.version,
-                i.state.as_str()
-            );
+        Outcome::AlreadyActive(_) => println!(
+            "Image {} is already {} in {url}",
+            describe(i),
+            i.state.as_str()
+        ),
+        Outcome::Imported(_) | Outcome::Completed(_) => println!("Activated image {}", describe(i)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_option_and_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                let id = a.get_id().as_str();
+                if !matches!(id, "help" | "version") && a.get_help().is_none() {
+                    missing.push(format!("{path}: {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
         }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "tritonadm", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
     }
 }

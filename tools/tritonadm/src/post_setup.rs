@@ -134,7 +134,8 @@ pub struct PostSetupOptions {
     pub image: ImageChoice,
     pub channel: Option<String>,
     pub server: Option<Uuid>,
-    pub updates_url: Option<String>,
+    /// The updates server as given by `--updates-url` and by `UPDATES_URL`.
+    pub updates_url: (Option<String>, Option<String>),
     /// TLS options for the updates server.
     pub updates_connect: ConnectOptions,
     pub dry_run: bool,
@@ -330,12 +331,8 @@ async fn choose_image(
 ) -> Result<(Image, Option<String>, bool)> {
     let local = dc.imgapi()?;
     let updates = || -> Result<(Imgapi, String, Option<String>)> {
-        let env = std::env::var("UPDATES_URL").ok();
-        let (url, from) = dc::updates_url(
-            opts.updates_url.as_deref(),
-            env.as_deref(),
-            app.metadata.as_ref(),
-        );
+        let (flag, env) = &opts.updates_url;
+        let (url, from) = dc::updates_url(flag.as_deref(), env.as_deref(), app.metadata.as_ref());
         let channel = dc::update_channel(opts.channel.as_deref(), app.metadata.as_ref());
         if opts.verbose {
             eprintln!(
@@ -586,7 +583,6 @@ async fn import_steps(dc: &Dc, g: &Gathered) -> Result<()> {
     let opts = ImportOptions {
         source,
         channel: None,
-        show_progress: false,
         ..Default::default()
     };
     import_remote_image(&local, g.image.uuid, &opts).await?;

@@ -195,7 +195,13 @@ pub async fn find(api: &Imgapi, which: Which, channel: &str) -> Result<Image> {
 /// Stream the image's installer into `dir` (the one download path,
 /// [`crate::download::save_file`]): the file is kept only when size, sha1
 /// and Content-MD5 match.
-pub async fn download(api: &Imgapi, image: &Image, channel: &str, dir: &Path) -> Result<PathBuf> {
+pub async fn download(
+    api: &Imgapi,
+    image: &Image,
+    channel: &str,
+    dir: &Path,
+    progress: &dyn progress::Progress,
+) -> Result<PathBuf> {
     match image.files.as_slice() {
         [f] if f.compression == Compression::None => {}
         [f] => {
@@ -218,7 +224,7 @@ pub async fn download(api: &Imgapi, image: &Image, channel: &str, dir: &Path) ->
         err,
     })?;
     let dest = dir.join(format!("{NAME}-{}.sh", image.version));
-    crate::download::save_file(api, image, Some(channel), &dest, false).await?;
+    crate::download::save_file(api, image, Some(channel), &dest, progress).await?;
     Ok(dest)
 }
 

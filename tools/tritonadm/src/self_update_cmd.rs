@@ -136,9 +136,11 @@ pub async fn run(cli: &Cli, a: &SelfUpdateArgs) -> anyhow::Result<()> {
     if !a.yes {
         confirm(&format!("Update tritonadm to {}?", image.version))?;
     }
-    let file = self_update::download(&api, &image, &channel, &layout.downloads())
+    let reporter = progress::Reporter::new("tritonadm", cli.quiet);
+    let file = self_update::download(&api, &image, &channel, &layout.downloads(), &reporter)
         .await
         .with_context(|| format!("downloading image {}", image.uuid))?;
+    reporter.finish();
     println!("downloaded {} (size and sha1 match)", file.display());
     let source = format!("{url}/images/{}?channel={channel}", image.uuid);
     let result = self_update::run_installer(&layout, &file, &["--source", &source]);

@@ -192,9 +192,9 @@ async fn server_side_sha1_mismatch_leaves_it_unactivated_and_a_rerun_completes_i
     let out = import(&server.url, &img.manifest, &img.file, &[]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("Completing unactivated image"),
+        stderr(&out).contains("Completing unactivated image"),
         "{}",
-        stdout(&out)
+        stderr(&out)
     );
     let done = api.get_image(img.uuid, None).await.unwrap().unwrap();
     assert_eq!(done.state, ImageState::Active);
@@ -269,7 +269,7 @@ async fn origin_chain_is_imported_origins_first() {
     )
     .await;
     assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
+    let text = stderr(&out);
     let pos = |needle: String| {
         text.find(&needle)
             .unwrap_or_else(|| panic!("{needle:?} not in {text}"))
@@ -355,5 +355,30 @@ async fn missing_manifest_is_an_input_error() {
         stderr(&out).trim(),
         "tritonadm: error: /nonexistent.imgmanifest: cannot read manifest: \
          No such file or directory (os error 2)"
+    );
+}
+
+/// `IMGAPI_URL` is read by the option parser (so `--help` shows it), and
+/// `-v` still says whether the URL came from the flag or the variable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imgapi_url_from_the_environment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("imgapi"));
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tritonadm"))
+        .args(["-v", "image", "list"])
+        .env("IMGAPI_URL", &server.url)
+        .env("TRITONADM_HEADNODE_CONFIG", "/nonexistent/usbkey/config")
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let want = format!("using IMGAPI {} (from IMGAPI_URL)", server.url);
+    assert!(stderr(&out).contains(&want), "{}", stderr(&out));
+
+    let help = tritonadm(&["--help"]).await;
+    assert!(
+        stdout(&help).contains("[env: IMGAPI_URL="),
+        "{}",
+        stdout(&help)
     );
 }

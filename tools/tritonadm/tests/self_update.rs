@@ -285,7 +285,7 @@ async fn the_manifest_passes_the_pipeline_checks_and_imports_active() {
     assert_eq!(f.compression, zone_image::manifest::Compression::None);
     assert_eq!((m.name.as_str(), m.version.as_str()), ("tritonadm", A));
     let local = tritonadm::import::load_manifest(&t.manifest_file).unwrap();
-    tritonadm::import::verify_file(&t.installer, &local.file, false).unwrap();
+    tritonadm::import::verify_file(&t.installer, &local.file, &progress::Silent).unwrap();
     let i = &local.image;
     assert_eq!(i.image_type, imgapi_api::ImageType::OtherType);
     assert_eq!(i.os, imgapi_api::ImageOs::OtherOs);

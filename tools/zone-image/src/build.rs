@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use progress::Progress;
+
 use crate::binaries::{self, CargoOptions};
 use crate::definition::{self, ImageDef, Kind};
 use crate::error::{IoContext, Result};
@@ -64,8 +66,8 @@ fn scratch_dir(workspace: &Path) -> Result<tempfile::TempDir> {
         .io_context(|| format!("creating a temp dir in {}", base.display()))
 }
 
-/// `progress` receives one line per step.
-pub fn build(opts: &BuildOptions, progress: &mut dyn FnMut(&str)) -> Result<BuildReport> {
+/// Each step, warning and transfer is reported to `progress`.
+pub fn build(opts: &BuildOptions, progress: &dyn Progress) -> Result<BuildReport> {
     cancel::install_handler();
     let def = definition::load(&opts.workspace, &opts.name)?;
     binaries::check_packages(&def, &binaries::workspace_packages(&opts.workspace)?)?;
@@ -75,7 +77,7 @@ pub fn build(opts: &BuildOptions, progress: &mut dyn FnMut(&str)) -> Result<Buil
     let mtime = stamp::source_date_epoch(&git)?;
     cancel::check()?;
 
-    progress(&format!(
+    progress.step(&format!(
         "building binaries ({} profile): {}",
         opts.cargo.profile,
         def.cargo
@@ -103,12 +105,19 @@ pub fn build(opts: &BuildOptions, progress: &mut dyn FnMut(&str)) -> Result<Buil
         && rec.key == key
         && rec.outputs_present()
     {
-        return cached_report(opts, def.kind, rec);
+        let report = cached_report(opts, def.kind, rec)?;
+        remove_earlier_builds(
+            &opts.bits_dir.join(&def.name),
+            &def.name,
+            &report.stamp,
+            progress,
+        )?;
+        return Ok(report);
     }
 
     let scratch = scratch_dir(&opts.workspace)?;
     let proto_dir = scratch.path().join("proto");
-    progress("assembling and validating the proto tree");
+    progress.step("assembling and validating the proto tree");
     proto::assemble(&def, &plan, Some(&bins), &proto_dir)?;
 
     let out_dir = opts.bits_dir.join(&def.name);
@@ -136,7 +145,7 @@ pub fn build(opts: &BuildOptions, progress: &mut dyn FnMut(&str)) -> Result<Buil
             (done, Some(t))
         }
         None => {
-            progress(&format!("writing {}", tarball_path.display()));
+            progress.step(&format!("writing {}", tarball_path.display()));
             let done = tarball::write(&proto_dir, &tarball_path, mtime, compress::DEFAULT_LEVEL)
                 .inspect_err(|_| {
                     let _ = fs::remove_file(&tarball_path);
@@ -158,7 +167,7 @@ pub fn build(opts: &BuildOptions, progress: &mut dyn FnMut(&str)) -> Result<Buil
     } else if opts.no_zfs {
         (None, Some("--no-zfs given".to_string()))
     } else {
-        progress("building the ZFS image");
+        progress.step("building the ZFS image");
         let input = zfs_image::ZfsInput {
             def: &def,
             proto_dir: &proto_dir,
@@ -167,6 +176,7 @@ pub fn build(opts: &BuildOptions, progress: &mut dyn FnMut(&str)) -> Result<Buil
             git: &git,
             out_dir: &out_dir,
             opts: &opts.zfs,
+            progress,
         };
         match zfs_image::build(&input) {
             Ok(Some(z)) => (Some(z), None),
@@ -194,6 +204,7 @@ pub fn build(opts: &BuildOptions, progress: &mut dyn FnMut(&str)) -> Result<Buil
         &out_dir.join("latest-build-stamp"),
         format!("{stamp_s}\n").as_bytes(),
     )?;
+    remove_earlier_builds(&out_dir, &def.name, &stamp_s, progress)?;
     cache::store(
         &record_path,
         &cache::Record {
@@ -214,6 +225,33 @@ pub fn build(opts: &BuildOptions, progress: &mut dyn FnMut(&str)) -> Result<Buil
         dev_reason,
         cached: false,
     })
+}
+
+/// What a build writes into `bits/<name>/`, by file name ending.
+const ARTIFACT_SUFFIXES: &[&str] = &[".tar.gz", ".zfs.gz", ".imgmanifest", ".sh"];
+
+/// Remove artifacts of earlier builds from `bits/<name>/`: `bits upload`
+/// sends every file there, and must not send an old stamp's files under
+/// the new stamp's directory.
+fn remove_earlier_builds(
+    out_dir: &Path,
+    name: &str,
+    stamp: &str,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let entries = fs::read_dir(out_dir).io_context(|| format!("reading {}", out_dir.display()))?;
+    for e in entries {
+        let e = e.io_context(|| format!("reading {}", out_dir.display()))?;
+        let file = e.file_name().to_string_lossy().into_owned();
+        let ours = file.starts_with(&format!("{name}-"))
+            && ARTIFACT_SUFFIXES.iter().any(|s| file.ends_with(s));
+        if !ours || file.contains(stamp) {
+            continue;
+        }
+        progress.step(&format!("removing {file} (an earlier build's)"));
+        fs::remove_file(e.path()).io_context(|| format!("removing {}", e.path().display()))?;
+    }
+    Ok(())
 }
 
 fn cached_report(opts: &BuildOptions, kind: Kind, rec: cache::Record) -> Result<BuildReport> {
@@ -353,4 +391,44 @@ fn input_key(
         }
     }
     Ok(k.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn earlier_builds_artifacts_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new) = (
+            "main-20261125T000000Z-gaaaaaaa",
+            "main-20261126T000000Z-gbbbbbbb",
+        );
+        let keep = [
+            format!("triton-api-pkg-{new}.tar.gz"),
+            format!("triton-api-zfs-{new}.zfs.gz"),
+            format!("triton-api-zfs-{new}.imgmanifest"),
+            "latest-build-stamp".to_string(),
+            format!("other-pkg-{old}.tar.gz"),
+            "notes.txt".to_string(),
+        ];
+        let gone = [
+            format!("triton-api-pkg-{old}.tar.gz"),
+            format!("triton-api-zfs-{old}.zfs.gz"),
+            format!("triton-api-zfs-{old}.imgmanifest"),
+            format!("triton-api-{old}.sh"),
+        ];
+        for f in keep.iter().chain(&gone) {
+            fs::write(dir.path().join(f), b"x").unwrap();
+        }
+        remove_earlier_builds(dir.path(), "triton-api", new, &progress::Silent).unwrap();
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut want = keep.to_vec();
+        want.sort();
+        assert_eq!(left, want);
+    }
 }

@@ -130,7 +130,7 @@ struct RawPkgsrc {
 #[serde(deny_unknown_fields)]
 pub struct ManifestFields {
     pub tags: Option<serde_json::Map<String, serde_json::Value>>,
-    pub requirements: Option<serde_json::Map<String, serde_json::Value>>,
+    pub requirements: Option<imgapi_api::ImageRequirements>,
     pub users: Option<Vec<serde_json::Value>>,
     pub billing_tags: Option<Vec<String>>,
     pub traits: Option<serde_json::Map<String, serde_json::Value>>,

@@ -1,26 +1,51 @@
 //! Stage 6: the IMGAPI manifest (v2) of a built image, and the reading of
-//! origin manifests it inherits from.
+//! origin manifests it inherits from. Both are IMGAPI's own manifest type,
+//! [`imgapi_api::Image`].
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
-use serde_json::{Map, Value, json};
+use chrono::SubsecRound as _;
+pub use imgapi_api::{Compression, Image, ImageFile, ImageRequirements, ImageState};
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::definition::ImageDef;
 use crate::error::{Error, IoContext, Result};
 
 /// Core images are owned by the "admin" placeholder account.
-pub const OWNER: &str = "00000000-0000-0000-0000-000000000000";
+pub const OWNER: Uuid = Uuid::nil();
 
 /// The SDC version key imgadm uses in `requirements.min_platform`.
 const MIN_PLATFORM_SDC: &str = "7.0";
 
-/// Fields imgadm passes from an origin manifest to an image made on it.
-const INHERITED: &[&str] = &[
+/// The image file suffix eng and imgadm use for each compression.
+const SUFFIXES: [(Compression, &str); 4] = [
+    (Compression::Gzip, ".zfs.gz"),
+    (Compression::Bzip2, ".zfs.bz2"),
+    (Compression::Xz, ".zfs.xz"),
+    (Compression::None, ".zfs"),
+];
+
+/// Top-level key order of the manifests this pipeline writes (eng's);
+/// keys not listed follow in the API type's order.
+const KEY_ORDER: &[&str] = &[
+    "v",
+    "uuid",
+    "owner",
+    "name",
+    "version",
+    "state",
+    "disabled",
+    "public",
+    "published_at",
     "type",
     "os",
+    "files",
+    "description",
+    "homepage",
     "requirements",
     "users",
     "billing_tags",
@@ -31,166 +56,99 @@ const INHERITED: &[&str] = &[
     "disk_driver",
     "cpu_type",
     "image_size",
+    "tags",
+    "origin",
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    Gzip,
-    Bzip2,
-    Xz,
-    None,
+/// The file suffix for `c`; `None` for a compression this pipeline can't
+/// unpack.
+pub fn suffix(c: &Compression) -> Option<&'static str> {
+    SUFFIXES.iter().find(|(k, _)| k == c).map(|(_, s)| *s)
 }
 
-impl Compression {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Compression::Gzip => "gzip",
-            Compression::Bzip2 => "bzip2",
-            Compression::Xz => "xz",
-            Compression::None => "none",
-        }
-    }
-
-    /// The image file suffix eng and imgadm use for this compression.
-    pub fn suffix(self) -> &'static str {
-        match self {
-            Compression::Gzip => ".zfs.gz",
-            Compression::Bzip2 => ".zfs.bz2",
-            Compression::Xz => ".zfs.xz",
-            Compression::None => ".zfs",
-        }
-    }
-
-    pub const ALL: [Compression; 4] = [
-        Compression::Gzip,
-        Compression::Bzip2,
-        Compression::Xz,
-        Compression::None,
-    ];
+/// Every compression this pipeline unpacks, with its file suffix.
+pub fn suffixes() -> impl Iterator<Item = (&'static Compression, &'static str)> {
+    SUFFIXES.iter().map(|(c, s)| (c, *s))
 }
 
-/// `files[0]` of a manifest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageFile {
-    pub sha1: String,
-    pub size: u64,
-    pub compression: Compression,
-}
-
-/// An image manifest read from a file, a pool or an IMGAPI server.
+/// An image manifest read from a file, a pool or an IMGAPI server, with
+/// where it came from. Derefs to the manifest.
 #[derive(Debug, Clone)]
 pub struct Manifest {
-    pub uuid: Uuid,
-    pub name: String,
-    pub version: String,
-    pub origin: Option<Uuid>,
+    pub image: Image,
     /// Where it came from, for error messages (a path or a URL).
     pub source: PathBuf,
-    /// The whole document, for inheritance.
-    pub raw: Map<String, Value>,
+}
+
+impl Deref for Manifest {
+    type Target = Image;
+
+    fn deref(&self) -> &Image {
+        &self.image
+    }
 }
 
 impl Manifest {
-    /// Parse and check the fields this pipeline relies on.
+    /// Parse JSON text; an error names the key that is wrong.
     pub fn parse(source: impl Into<PathBuf>, text: &str) -> Result<Manifest> {
         let source = source.into();
-        let err = |key: &str, message: String| Error::input(&source, key, message);
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| err("(document)", format!("expected JSON: {e}")))?;
-        let Value::Object(raw) = value else {
-            return Err(err("(document)", "expected a JSON object".into()));
-        };
-        let string = |key: &str| -> Result<String> {
-            match raw.get(key) {
-                Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-                Some(other) => Err(err(
-                    key,
-                    format!("expected a non-empty string, got {other}"),
-                )),
-                None => Err(err(key, "missing".into())),
-            }
-        };
-        let uuid_of = |key: &str, s: &str| {
-            Uuid::parse_str(s).map_err(|_| err(key, format!("expected a UUID, got '{s}'")))
-        };
-        let uuid = uuid_of("uuid", &string("uuid")?)?;
-        let name = string("name")?;
-        let version = string("version")?;
-        let origin = match raw.get("origin") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(uuid_of("origin", s)?),
-            Some(other) => {
-                return Err(err(
-                    "origin",
-                    format!("expected a UUID string, got {other}"),
-                ));
-            }
-        };
-        Ok(Manifest {
-            uuid,
-            name,
-            version,
-            origin,
-            source,
-            raw,
-        })
+        let mut de = serde_json::Deserializer::from_str(text);
+        let image = serde_path_to_error::deserialize(&mut de).map_err(|e| invalid(&source, e))?;
+        de.end()
+            .map_err(|e| Error::input(&source, "(document)", format!("expected JSON: {e}")))?;
+        Manifest::new(source, image)
     }
 
-    /// `files[0]`, checked. A manifest that names no file can't be
-    /// installed, so asking for it is an input error.
+    /// [`Manifest::parse`] for a document already read as JSON.
+    pub fn from_value(source: impl Into<PathBuf>, value: Value) -> Result<Manifest> {
+        let source = source.into();
+        let image = serde_path_to_error::deserialize(value).map_err(|e| invalid(&source, e))?;
+        Manifest::new(source, image)
+    }
+
+    /// Check the fields this pipeline relies on beyond their types.
+    pub fn new(source: impl Into<PathBuf>, image: Image) -> Result<Manifest> {
+        let source = source.into();
+        for (key, value) in [("name", &image.name), ("version", &image.version)] {
+            if value.is_empty() {
+                return Err(Error::input(
+                    &source,
+                    key,
+                    "expected a non-empty string, got \"\"",
+                ));
+            }
+        }
+        Ok(Manifest { image, source })
+    }
+
+    /// `files[0]`, checked, its sha1 in lower case. A manifest that names
+    /// no file can't be installed, so asking for it is an input error.
     pub fn file(&self) -> Result<ImageFile> {
         let err = |key: &str, message: String| Error::input(&self.source, key, message);
-        let f = match self.raw.get("files") {
-            Some(Value::Array(files)) if !files.is_empty() => &files[0],
-            Some(Value::Array(_)) | None => {
-                return Err(err(
-                    "files",
-                    "expected one image file entry, the manifest has none".into(),
-                ));
-            }
-            Some(other) => return Err(err("files", format!("expected an array, got {other}"))),
+        let Some(f) = self.files.first() else {
+            return Err(err(
+                "files",
+                "expected one image file entry, the manifest has none".into(),
+            ));
         };
-        let sha1 = match f.get("sha1") {
-            Some(Value::String(s)) if s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit()) => {
-                s.to_ascii_lowercase()
-            }
-            other => {
-                return Err(err(
-                    "files[0].sha1",
-                    format!("expected 40 hex digits, got {}", show(other)),
-                ));
-            }
-        };
-        let size = match f.get("size").and_then(Value::as_u64) {
-            Some(n) => n,
-            None => {
-                return Err(err(
-                    "files[0].size",
-                    format!("expected a byte count, got {}", show(f.get("size"))),
-                ));
-            }
-        };
-        let compression = match f.get("compression") {
-            Some(Value::String(c)) => Compression::ALL
-                .into_iter()
-                .find(|k| k.as_str() == c)
-                .ok_or_else(|| {
-                    err(
-                        "files[0].compression",
-                        format!("unsupported compression '{c}' (expected gzip, bzip2, xz or none)"),
-                    )
-                })?,
-            other => {
-                return Err(err(
-                    "files[0].compression",
-                    format!("expected gzip, bzip2, xz or none, got {}", show(other)),
-                ));
-            }
-        };
+        if !imgapi_api::is_sha1_hex(&f.sha1) {
+            return Err(err(
+                "files[0].sha1",
+                format!("expected 40 hex digits, got {:?}", f.sha1),
+            ));
+        }
+        if suffix(&f.compression).is_none() {
+            return Err(err(
+                "files[0].compression",
+                format!(
+                    "unsupported compression '{}' (expected gzip, bzip2, xz or none)",
+                    f.compression
+                ),
+            ));
+        }
         Ok(ImageFile {
-            sha1,
-            size,
-            compression,
+            sha1: f.sha1.to_ascii_lowercase(),
+            ..f.clone()
         })
     }
 
@@ -200,8 +158,19 @@ impl Manifest {
     }
 }
 
-fn show(v: Option<&Value>) -> String {
-    v.map_or_else(|| "nothing".to_string(), Value::to_string)
+fn invalid(source: &Path, e: serde_path_to_error::Error<serde_json::Error>) -> Error {
+    let key = match e.path().to_string() {
+        // "." is the top level, "?" before any key was read.
+        p if p == "." || p == "?" => "(document)".to_string(),
+        p => p,
+    };
+    let inner = e.into_inner();
+    let message = if inner.is_syntax() || inner.is_eof() {
+        format!("expected JSON: {inner}")
+    } else {
+        inner.to_string()
+    };
+    Error::input(source, key, message)
 }
 
 /// What the new image's manifest is made from.
@@ -218,110 +187,107 @@ pub struct NewManifest<'a> {
     pub min_platform: Option<BTreeMap<String, String>>,
 }
 
-/// Build the manifest: a fresh uuid, inherited fields unless the
-/// definition sets them, and a stable key order.
-pub fn build(m: &NewManifest<'_>) -> Value {
-    let fields = &m.def.manifest;
-    let origin = &m.origin.raw;
-
-    // The definition's own value for each inheritable field, if any.
-    let own: BTreeMap<&str, Option<Value>> = [
-        (
-            "requirements",
-            fields.requirements.clone().map(Value::Object),
-        ),
-        ("users", fields.users.clone().map(Value::Array)),
-        (
-            "billing_tags",
-            fields.billing_tags.as_ref().map(|v| json!(v)),
-        ),
-        ("traits", fields.traits.clone().map(Value::Object)),
-        (
-            "generate_passwords",
-            fields.generate_passwords.map(Value::Bool),
-        ),
-        (
-            "inherited_directories",
-            fields.inherited_directories.as_ref().map(|v| json!(v)),
-        ),
-        ("nic_driver", fields.nic_driver.as_ref().map(|v| json!(v))),
-        ("disk_driver", fields.disk_driver.as_ref().map(|v| json!(v))),
-        ("cpu_type", fields.cpu_type.as_ref().map(|v| json!(v))),
-        ("image_size", fields.image_size.map(|v| json!(v))),
-    ]
-    .into_iter()
-    .collect();
-    let pick = |key: &str| -> Option<Value> {
-        match own.get(key) {
-            Some(Some(v)) => Some(v.clone()),
-            _ => origin.get(key).filter(|v| !v.is_null()).cloned(),
-        }
-    };
-
-    let mut requirements = match pick("requirements") {
-        Some(Value::Object(r)) => r,
-        _ => Map::new(),
-    };
-    match &m.min_platform {
-        Some(mp) => {
-            requirements.insert("min_platform".into(), json!(mp));
-        }
-        None => {
-            requirements.remove("min_platform");
-        }
-    }
-
-    let mut tags = fields.tags.clone().unwrap_or_default();
+/// The new image's manifest: a fresh uuid, and what imgadm passes down
+/// from the origin unless the definition sets it.
+pub fn new_image(m: &NewManifest<'_>) -> Image {
+    let own = &m.def.manifest;
+    let origin = &m.origin.image;
+    let mut requirements = own
+        .requirements
+        .clone()
+        .or_else(|| origin.requirements.clone())
+        .unwrap_or_default();
+    requirements.min_platform = m.min_platform.as_ref().map(|mp| {
+        mp.iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect()
+    });
+    let mut tags = own.tags.clone().unwrap_or_default();
     tags.insert("smartdc_service".into(), Value::Bool(true));
     if m.dev {
         tags.insert("dev_build".into(), Value::Bool(true));
     } else {
         tags.remove("dev_build");
     }
+    Image {
+        v: 2,
+        uuid: Uuid::new_v4(),
+        owner: OWNER,
+        name: m.def.name.clone(),
+        version: m.version.to_string(),
+        description: Some(m.def.description.clone()),
+        homepage: own.homepage.clone(),
+        eula: None,
+        icon: None,
+        state: ImageState::Active,
+        error: None,
+        disabled: false,
+        public: true,
+        // IMGAPI's timestamps have milliseconds (JavaScript's Date).
+        published_at: Some(m.published_at.trunc_subsecs(3)),
+        image_type: origin.image_type.clone(),
+        os: origin.os.clone(),
+        origin: Some(origin.uuid),
+        files: vec![ImageFile {
+            sha1: m.sha1.to_string(),
+            size: m.size,
+            compression: Compression::Gzip,
+            dataset_guid: None,
+            extra: Map::new(),
+        }],
+        acl: None,
+        requirements: (requirements != ImageRequirements::default()).then_some(requirements),
+        users: own.users.clone().or_else(|| origin.users.clone()),
+        billing_tags: own
+            .billing_tags
+            .clone()
+            .or_else(|| origin.billing_tags.clone()),
+        traits: own.traits.clone().or_else(|| origin.traits.clone()),
+        tags: Some(tags),
+        generate_passwords: own.generate_passwords.or(origin.generate_passwords),
+        inherited_directories: own
+            .inherited_directories
+            .clone()
+            .or_else(|| origin.inherited_directories.clone()),
+        nic_driver: own.nic_driver.clone().or_else(|| origin.nic_driver.clone()),
+        disk_driver: own
+            .disk_driver
+            .clone()
+            .or_else(|| origin.disk_driver.clone()),
+        cpu_type: own.cpu_type.clone().or_else(|| origin.cpu_type.clone()),
+        image_size: own.image_size.or(origin.image_size),
+        channels: None,
+        extra: Map::new(),
+    }
+}
 
+/// [`new_image`] as the document [`write_json_atomic`] writes.
+pub fn build(m: &NewManifest<'_>) -> Value {
+    document(&new_image(m))
+}
+
+/// A manifest as eng writes it: [`KEY_ORDER`], and `published_at` always
+/// with milliseconds (JavaScript's `toISOString`, which chrono leaves out
+/// at whole seconds).
+pub fn document(image: &Image) -> Value {
+    let mut fields = match serde_json::to_value(image) {
+        Ok(Value::Object(fields)) => fields,
+        // An Image is a struct with string-keyed maps only.
+        _ => unreachable!("an Image serializes to a JSON object"),
+    };
+    if let Some(t) = image.published_at {
+        fields.insert(
+            "published_at".into(),
+            Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        );
+    }
     let mut out = Map::new();
-    out.insert("v".into(), json!(2));
-    out.insert("uuid".into(), json!(Uuid::new_v4()));
-    out.insert("owner".into(), json!(OWNER));
-    out.insert("name".into(), json!(m.def.name));
-    out.insert("version".into(), json!(m.version));
-    out.insert("state".into(), json!("active"));
-    out.insert("disabled".into(), json!(false));
-    out.insert("public".into(), json!(true));
-    out.insert(
-        "published_at".into(),
-        json!(
-            m.published_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-        ),
-    );
-    out.insert(
-        "type".into(),
-        pick("type").unwrap_or_else(|| json!("zone-dataset")),
-    );
-    out.insert(
-        "os".into(),
-        pick("os").unwrap_or_else(|| json!(m.def.os.as_str())),
-    );
-    out.insert(
-        "files".into(),
-        json!([{ "sha1": m.sha1, "size": m.size, "compression": "gzip" }]),
-    );
-    out.insert("description".into(), json!(m.def.description));
-    if let Some(h) = &fields.homepage {
-        out.insert("homepage".into(), json!(h));
-    }
-    if !requirements.is_empty() {
-        out.insert("requirements".into(), Value::Object(requirements));
-    }
-    // type, os and requirements are placed above.
-    for key in &INHERITED[3..] {
-        if let Some(v) = pick(key) {
-            out.insert((*key).into(), v);
+    for key in KEY_ORDER {
+        if let Some(v) = fields.remove(*key) {
+            out.insert((*key).to_string(), v);
         }
     }
-    out.insert("tags".into(), Value::Object(tags));
-    out.insert("origin".into(), json!(m.origin.uuid));
+    out.extend(fields);
     Value::Object(out)
 }
 
@@ -390,6 +356,7 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn origin(text: &str) -> Manifest {
         Manifest::parse("o.imgmanifest", text).unwrap()
@@ -397,23 +364,32 @@ mod tests {
 
     const ORIGIN: &str = r#"{
         "v": 2, "uuid": "41bd4100-eb86-409a-85b0-e649aadf6f62", "name": "triton-origin",
+        "owner": "00000000-0000-0000-0000-000000000000",
         "version": "1.0", "type": "zone-dataset", "os": "smartos",
         "requirements": {"min_platform": {"7.0": "20100101T000000Z"}, "brand": "joyent-minimal"},
         "users": [{"name": "root"}], "billing_tags": ["x"], "secret": "not inherited",
-        "files": [{"sha1": "97f20b32c2016782257176fb58a35e5044f05840", "size": 5, "compression": "gzip"}]
+        "files": [{"sha1": "97F20B32C2016782257176FB58A35E5044F05840", "size": 5, "compression": "gzip"}]
     }"#;
+
+    /// [`ORIGIN`] with `key` set to `value` (`null` removes it).
+    fn origin_with(key: &str, value: Value) -> String {
+        let mut v: Value = serde_json::from_str(ORIGIN).unwrap();
+        match value {
+            Value::Null => v.as_object_mut().unwrap().remove(key),
+            value => v.as_object_mut().unwrap().insert(key.into(), value),
+        };
+        v.to_string()
+    }
 
     #[test]
     fn file_errors_name_the_key() {
-        let no_files = origin(
-            r#"{"uuid":"41bd4100-eb86-409a-85b0-e649aadf6f62","name":"a","version":"1","files":[]}"#,
-        );
+        let no_files = origin(&origin_with("files", json!([])));
         let e = no_files.file().unwrap_err().to_string();
         assert!(e.starts_with("o.imgmanifest: files: "), "{e}");
-        let lz4 = origin(
-            r#"{"uuid":"41bd4100-eb86-409a-85b0-e649aadf6f62","name":"a","version":"1",
-            "files":[{"sha1":"97f20b32c2016782257176fb58a35e5044f05840","size":1,"compression":"lz4"}]}"#,
-        );
+        let lz4 = origin(&origin_with(
+            "files",
+            json!([{"sha1": "97f20b32c2016782257176fb58a35e5044f05840", "size": 1, "compression": "lz4"}]),
+        ));
         let e = lz4.file().unwrap_err().to_string();
         assert!(
             e.contains("files[0].compression: unsupported compression 'lz4'"),
@@ -421,6 +397,51 @@ mod tests {
         );
         let f = origin(ORIGIN).file().unwrap();
         assert_eq!((f.size, f.compression), (5, Compression::Gzip));
+        assert_eq!(f.sha1, "97f20b32c2016782257176fb58a35e5044f05840");
+    }
+
+    #[test]
+    fn parse_errors_name_the_key() {
+        let cases = [
+            (
+                origin_with("files", json!([{"size": 1}])),
+                "files[0]: missing field `sha1`",
+            ),
+            (
+                origin_with("os", Value::Null),
+                "(document): missing field `os`",
+            ),
+            (origin_with("uuid", json!("nope")), "uuid: "),
+            (
+                origin_with("name", json!("")),
+                "name: expected a non-empty string",
+            ),
+            (origin_with("size", json!(1)), ""),
+            ("{".into(), "(document): expected JSON"),
+            (format!("{ORIGIN} x"), "(document): expected JSON"),
+        ];
+        for (text, want) in cases {
+            let r = Manifest::parse("o.imgmanifest", &text);
+            if want.is_empty() {
+                assert!(r.is_ok(), "unknown fields are kept: {r:?}");
+                continue;
+            }
+            let e = r.unwrap_err();
+            assert!(e.is_input(), "{e}");
+            let e = e.to_string();
+            assert!(e.starts_with(&format!("o.imgmanifest: {want}")), "{e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+
+    #[test]
+    fn origin_manifests_round_trip() {
+        let m = origin(ORIGIN);
+        let back = serde_json::to_value(&m.image).unwrap();
+        assert_eq!(back["secret"], "not inherited");
+        assert_eq!(back["requirements"]["brand"], "joyent-minimal");
+        let again = Manifest::from_value("x", back).unwrap();
+        assert_eq!(again.image, m.image);
     }
 
     #[test]

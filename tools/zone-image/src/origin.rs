@@ -3,10 +3,11 @@
 //!
 //! An origin comes from the pool if it is there, else from `--origin-dir`
 //! (`*.imgmanifest` plus the image file beside it), else from an IMGAPI
-//! source. Every file is checked against its manifest's size and sha1
-//! before `zfs receive` sees a byte of it, and is received under a
-//! temporary name that becomes `<uuid>` only once the receive succeeded.
-//! A request cut or stalled midway starts over, up to three tries.
+//! source (GetImage and GetImageFile, through imgapi-client). Every file is
+//! checked against its manifest's size and sha1 before `zfs receive` sees a
+//! byte of it, and is received under a temporary name that becomes `<uuid>`
+//! only once the receive succeeded. A request cut or stalled midway starts
+//! over, up to three tries.
 
 use std::fs::File;
 use std::io::{BufReader, Write};
@@ -14,18 +15,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use futures::StreamExt as _;
+use imgapi_api::ImgapiError;
+use progress::Progress;
 use sha1::{Digest, Sha1};
 use uuid::Uuid;
 
 use crate::cancel;
 use crate::compress;
 use crate::error::{Error, IoContext, Result};
-use crate::manifest::{Compression, ImageFile, Manifest};
-use crate::util::for_each_chunk;
+use crate::manifest::{self, Compression, ImageFile, Manifest};
 use crate::zfs::{self, ZfsError};
 
 /// Where eng's images come from when no source is given.
-pub const DEFAULT_SOURCE: &str = "https://updates.tritondatacenter.com";
+pub const DEFAULT_SOURCE: &str = imgapi_api::DEFAULT_UPDATES_URL;
 
 /// Name prefix of a dataset being received; the sweep recognises it.
 pub const RECV_PREFIX: &str = "zone-image-recv-";
@@ -50,7 +53,7 @@ const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(120);
 const ATTEMPTS: u32 = 3;
 
 /// Where origins may be found.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Origins<'a> {
     /// Pool or dataset under which origins live as `<uuid>@final`.
     pub pool: &'a str,
@@ -58,6 +61,8 @@ pub struct Origins<'a> {
     /// IMGAPI base URL; `None` means there is no remote source.
     pub source: Option<&'a str>,
     pub channel: Option<&'a str>,
+    /// Where the download and warnings are reported.
+    pub progress: &'a dyn Progress,
 }
 
 impl Origins<'_> {
@@ -104,16 +109,14 @@ impl Origins<'_> {
                 verify_local(&manifest, &image, &file)?;
                 Image::Local(image)
             }
-            Found::Remote { manifest, url } => {
-                let client = self.client()?;
-                Image::Temp(retrying(|| download(&client, &url, &manifest, &file))?)
-            }
+            Found::Remote { manifest, remote } => Image::Temp(retrying(self.progress, || {
+                download(&remote, &manifest, &file, self.progress)
+            })?),
         };
-        eprintln!(
-            "zone-image: receiving origin {} ({}) into {ds}",
-            manifest.label(),
-            uuid
-        );
+        self.progress.step(&format!(
+            "receiving origin {} ({uuid}) into {ds}",
+            manifest.label()
+        ));
         self.receive(&manifest, &file, image.path(), &ds)?;
         Ok(manifest)
     }
@@ -127,9 +130,9 @@ impl Origins<'_> {
             std::process::id(),
             &Uuid::new_v4().simple().to_string()[..8]
         );
-        let mut guard = DestroyOnDrop(Some(tmp.clone()));
-        receive_image(path, file.compression, &tmp)?;
-        let json = serde_json::to_string(&manifest.raw).map_err(|e| {
+        let mut guard = DestroyOnDrop(Some(tmp.clone()), self.progress);
+        receive_image(path, &file.compression, &tmp)?;
+        let json = serde_json::to_string(&manifest.image).map_err(|e| {
             Error::Command(format!(
                 "serializing the manifest of {}: {e}",
                 manifest.uuid
@@ -150,35 +153,19 @@ impl Origins<'_> {
         }
     }
 
-    fn client(&self) -> Result<reqwest::blocking::Client> {
-        reqwest::blocking::Client::builder()
-            .connect_timeout(Duration::from_secs(30))
-            // The blocking client applies it to the wait for the answer
-            // and to each read of the body, not to the whole download.
-            .timeout(read_timeout()?)
-            .user_agent(concat!("zone-image/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| {
-                Error::Command(format!(
-                    "creating the HTTP client: {}",
-                    crate::error::one_line(&e)
-                ))
-            })
-    }
-
     /// Look in `--origin-dir`, then on the IMGAPI source.
     fn find(&self, uuid: Uuid) -> Result<Found> {
         if let Some(dir) = self.dir
-            && let Some((manifest, path)) = find_in_dir(dir, uuid)?
+            && let Some((manifest, path)) = find_in_dir(dir, uuid, self.progress)?
         {
             let image = image_beside(&manifest, &path)?;
             return Ok(Found::Dir { manifest, image });
         }
-        if let Some(src) = self.source
-            && let Some(manifest) = self.fetch_manifest(src, uuid)?
-        {
-            let url = self.url(src, &format!("images/{uuid}/file"));
-            return Ok(Found::Remote { manifest, url });
+        if let Some(src) = self.source {
+            let remote = Remote::new(src, self.channel)?;
+            if let Some(manifest) = retrying(self.progress, || remote.get_image(uuid))? {
+                return Ok(Found::Remote { manifest, remote });
+            }
         }
         Err(self.not_found(uuid))
     }
@@ -203,43 +190,6 @@ impl Origins<'_> {
         )
     }
 
-    fn url(&self, src: &str, path: &str) -> String {
-        let mut url = format!("{}/{path}", src.trim_end_matches('/'));
-        if let Some(c) = self.channel {
-            url.push_str("?channel=");
-            url.push_str(c);
-        }
-        url
-    }
-
-    /// `GET /images/:uuid`. 404 means absent; any other failure is an error.
-    fn fetch_manifest(&self, src: &str, uuid: Uuid) -> Result<Option<Manifest>> {
-        let url = self.url(src, &format!("images/{uuid}"));
-        let client = self.client()?;
-        retrying(|| {
-            let resp = client
-                .get(&url)
-                .send()
-                .map_err(|e| transfer(&format!("GET {url}"), &e))?;
-            let status = resp.status();
-            if status == reqwest::StatusCode::NOT_FOUND {
-                return Ok(None);
-            }
-            let text = resp
-                .text()
-                .map_err(|e| transfer(&format!("GET {url}: reading the body"), &e))?;
-            if !status.is_success() {
-                return Err(Failed::Final(Error::Command(format!(
-                    "GET {url}: HTTP {status}: {}",
-                    snippet(&text)
-                ))));
-            }
-            Manifest::parse(&url, &text)
-                .map(Some)
-                .map_err(Failed::Final)
-        })
-    }
-
     /// The manifest of an origin already in the pool: kept on the dataset
     /// by this tool, else imgadm's database, else the dir or the source.
     fn manifest_of_present(&self, uuid: Uuid, ds: &str) -> Result<Manifest> {
@@ -250,20 +200,24 @@ impl Origins<'_> {
         let db = PathBuf::from(format!("/var/imgadm/images/{pool_name}-{uuid}.json"));
         if let Ok(text) = std::fs::read_to_string(&db) {
             // imgadm wraps the manifest: {"manifest": {...}, "zpool": ...}.
-            let v: serde_json::Value = serde_json::from_str(&text)
+            let mut v: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|e| Error::input(&db, "(document)", format!("expected JSON: {e}")))?;
-            let inner = v.get("manifest").unwrap_or(&v);
-            return Manifest::parse(&db, &inner.to_string());
+            let inner = match v.get_mut("manifest") {
+                Some(m) => m.take(),
+                None => v,
+            };
+            return Manifest::from_value(&db, inner);
         }
         if let Some(dir) = self.dir
-            && let Some((m, _)) = find_in_dir(dir, uuid)?
+            && let Some((m, _)) = find_in_dir(dir, uuid, self.progress)?
         {
             return Ok(m);
         }
-        if let Some(src) = self.source
-            && let Some(m) = self.fetch_manifest(src, uuid)?
-        {
-            return Ok(m);
+        if let Some(src) = self.source {
+            let remote = Remote::new(src, self.channel)?;
+            if let Some(m) = retrying(self.progress, || remote.get_image(uuid))? {
+                return Ok(m);
+            }
         }
         Err(Error::input(
             "origin",
@@ -278,7 +232,7 @@ impl Origins<'_> {
 
 enum Found {
     Dir { manifest: Manifest, image: PathBuf },
-    Remote { manifest: Manifest, url: String },
+    Remote { manifest: Manifest, remote: Remote },
 }
 
 impl Found {
@@ -304,20 +258,24 @@ impl Image {
 }
 
 /// Destroys a dataset on drop unless disarmed.
-struct DestroyOnDrop(Option<String>);
+struct DestroyOnDrop<'a>(Option<String>, &'a dyn Progress);
 
-impl Drop for DestroyOnDrop {
+impl Drop for DestroyOnDrop<'_> {
     fn drop(&mut self) {
         if let Some(ds) = self.0.take()
             && let Err(e) = zfs::destroy_recursive(&ds)
         {
-            eprintln!("zone-image: warning: could not destroy {ds}: {e}");
+            self.1.warn(&format!("could not destroy {ds}: {e}"));
         }
     }
 }
 
 /// Any `*.imgmanifest` in `dir` whose uuid matches, and its path.
-pub fn find_in_dir(dir: &Path, uuid: Uuid) -> Result<Option<(Manifest, PathBuf)>> {
+pub fn find_in_dir(
+    dir: &Path,
+    uuid: Uuid,
+    progress: &dyn Progress,
+) -> Result<Option<(Manifest, PathBuf)>> {
     let entries =
         std::fs::read_dir(dir).io_context(|| format!("reading --origin-dir {}", dir.display()))?;
     let mut paths: Vec<PathBuf> = Vec::new();
@@ -336,10 +294,7 @@ pub fn find_in_dir(dir: &Path, uuid: Uuid) -> Result<Option<(Manifest, PathBuf)>
             std::fs::read_to_string(&path).io_context(|| format!("reading {}", path.display()))?;
         // Other images' manifests may be anything; only ours must be valid.
         let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
-            eprintln!(
-                "zone-image: warning: {} is not JSON; skipped",
-                path.display()
-            );
+            progress.warn(&format!("{} is not JSON; skipped", path.display()));
             continue;
         };
         if v.get("uuid").and_then(|u| u.as_str()) != Some(want.as_str()) {
@@ -361,27 +316,25 @@ fn image_beside(manifest: &Manifest, path: &Path) -> Result<PathBuf> {
         .unwrap_or_default();
     let prefix = name.strip_suffix(".imgmanifest").unwrap_or(&name);
     let dir = path.parent().unwrap_or(Path::new("."));
-    for c in Compression::ALL {
-        let candidate = dir.join(format!("{prefix}{}", c.suffix()));
+    for (c, suffix) in manifest::suffixes() {
+        let candidate = dir.join(format!("{prefix}{suffix}"));
         if candidate.is_file() {
-            if c != file.compression {
+            if *c != file.compression {
                 return Err(Error::input(
                     &candidate,
                     "files[0].compression",
                     format!(
-                        "{} says {} but this file's suffix is {}",
+                        "{} says {} but this file's suffix is {suffix}",
                         path.display(),
-                        file.compression.as_str(),
-                        c.suffix()
+                        file.compression,
                     ),
                 ));
             }
             return Ok(candidate);
         }
     }
-    let tried: Vec<_> = Compression::ALL
-        .iter()
-        .map(|c| format!("{prefix}{}", c.suffix()))
+    let tried: Vec<_> = manifest::suffixes()
+        .map(|(_, suffix)| format!("{prefix}{suffix}"))
         .collect();
     Err(Error::input(
         path,
@@ -431,8 +384,8 @@ fn read_timeout() -> Result<Duration> {
         .map_err(|m| Error::input(READ_TIMEOUT_ENV, "(value)", m))
 }
 
-/// Why a download attempt failed: the transfer (worth another try) or
-/// anything else.
+/// Why a request failed: the transfer (worth another try) or anything
+/// else.
 enum Failed {
     Transfer(Error),
     Final(Error),
@@ -440,15 +393,18 @@ enum Failed {
 
 /// `attempt`, again after a cut or stalled transfer, up to [`ATTEMPTS`]
 /// tries.
-fn retrying<T>(mut attempt: impl FnMut() -> Result<T, Failed>) -> Result<T> {
+fn retrying<T>(
+    progress: &dyn Progress,
+    mut attempt: impl FnMut() -> Result<T, Failed>,
+) -> Result<T> {
     let mut tries = 1;
     loop {
         match attempt() {
             Ok(t) => return Ok(t),
             Err(Failed::Transfer(e)) if tries < ATTEMPTS => {
-                eprintln!(
-                    "zone-image: warning: {e}; retrying ({tries} of {ATTEMPTS} tries failed)"
-                );
+                progress.warn(&format!(
+                    "{e}; retrying ({tries} of {ATTEMPTS} tries failed)"
+                ));
                 tries += 1;
             }
             Err(Failed::Transfer(e)) => {
@@ -459,55 +415,188 @@ fn retrying<T>(mut attempt: impl FnMut() -> Result<T, Failed>) -> Result<T> {
     }
 }
 
-/// A transfer that failed, saying so when it was a timeout.
-fn transfer(what: &str, e: &reqwest::Error) -> Failed {
-    Failed::Transfer(Error::Command(format!(
-        "{what}: {}{}",
-        crate::error::one_line(e),
-        stall_hint(e.is_timeout())
-    )))
-}
-
-/// What to add to a transfer error that was a timeout.
-fn stall_hint(timed_out: bool) -> String {
-    if timed_out {
+/// What to add to a transfer error: that it was a timeout, or that TLS
+/// did not trust the server.
+fn transfer_hint(e: &reqwest::Error, chain: &str) -> String {
+    if e.is_timeout() {
         format!(
             " (no data within the read timeout: the server stalled; {READ_TIMEOUT_ENV} sets the limit)"
         )
+    } else if chain.contains("certificate") {
+        " (TLS: this machine does not trust the server's certificate)".to_string()
     } else {
         String::new()
     }
 }
 
-/// Stream `GET <url>` into a temp file, hashing as it lands; the file is
-/// kept only if size and sha1 match the manifest.
+/// A transfer that failed, saying why.
+fn transfer(what: &str, e: &reqwest::Error) -> Failed {
+    let chain = crate::error::one_line(e);
+    let hint = transfer_hint(e, &chain);
+    Failed::Transfer(Error::Command(format!("{what}: {chain}{hint}")))
+}
+
+/// An IMGAPI source, spoken to through imgapi-client. This pipeline is
+/// synchronous, so the client runs on a small runtime of its own.
+struct Remote {
+    runtime: tokio::runtime::Runtime,
+    client: imgapi_client::Client,
+    /// Shared with the client: the status of its last response.
+    auth: imgapi_client::Auth,
+    /// No query, no trailing `/`.
+    base: String,
+    channel: Option<String>,
+}
+
+impl Remote {
+    /// A client for `source`; a `?channel=` in it counts unless `channel`
+    /// is given.
+    fn new(source: &str, channel: Option<&str>) -> Result<Remote> {
+        let (base, in_url) = imgapi_client::split_source(source)
+            .map_err(|m| Error::input("--source", source, format!("expected a URL: {m}")))?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(30))
+            // Each read, the wait for the answer included; not the whole
+            // download.
+            .read_timeout(read_timeout()?)
+            .user_agent(concat!("zone-image/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| {
+                Error::Command(format!(
+                    "creating the HTTP client: {}",
+                    crate::error::one_line(&e)
+                ))
+            })?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .io_context(|| "starting the HTTP client's runtime".to_string())?;
+        let auth = imgapi_client::Auth::new(None);
+        Ok(Remote {
+            runtime,
+            client: imgapi_client::Client::new_with_client(&base, http, auth.clone()),
+            auth,
+            base,
+            channel: channel.map(str::to_string).or(in_url),
+        })
+    }
+
+    /// `<op> <uuid> at <base>`, as errors name a request.
+    fn op(&self, op: &str, uuid: Uuid) -> String {
+        format!("{op} {uuid} at {}", self.base)
+    }
+
+    /// GetImage; `None` only for a 404.
+    fn get_image(&self, uuid: Uuid) -> Result<Option<Manifest>, Failed> {
+        let op = self.op("GetImage", uuid);
+        let mut source = format!("{}/images/{uuid}", self.base);
+        let mut req = self.client.get_image().uuid(uuid);
+        if let Some(c) = &self.channel {
+            req = req.channel(c.clone());
+            source = format!("{source}?channel={c}");
+        }
+        match self.runtime.block_on(req.send()) {
+            Ok(rv) => Manifest::new(source, rv.into_inner())
+                .map(Some)
+                .map_err(Failed::Final),
+            Err(e) if self.status(&e) == Some(404) => Ok(None),
+            // A whole answer that is not a manifest: say which key is wrong.
+            Err(imgapi_client::Error::InvalidResponsePayload(body, _))
+                if self.auth.last_status().is_some_and(|s| s < 300) =>
+            {
+                let text = String::from_utf8_lossy(&body);
+                Err(Failed::Final(match Manifest::parse(&source, &text) {
+                    Err(e) => e,
+                    Ok(_) => Error::Command(format!("{op}: the answer could not be read")),
+                }))
+            }
+            Err(e) => Err(self.failed(&op, e, |rv| rv.into_inner().to_string())),
+        }
+    }
+
+    /// The HTTP status behind `e`, also when its body was not JSON.
+    fn status<E>(&self, e: &imgapi_client::Error<E>) -> Option<u16> {
+        match e {
+            imgapi_client::Error::InvalidResponsePayload(..) => self.auth.last_status(),
+            e => e.status().map(|s| s.as_u16()),
+        }
+    }
+
+    /// One line saying which request failed and why; only a transfer that
+    /// broke off is worth another try. `answer` describes an error answer.
+    fn failed<E>(
+        &self,
+        op: &str,
+        e: imgapi_client::Error<E>,
+        answer: impl FnOnce(imgapi_client::ResponseValue<E>) -> String,
+    ) -> Failed {
+        use imgapi_client::Error as E;
+        let detail = match e {
+            E::CommunicationError(re) | E::ResponseBodyError(re) | E::InvalidUpgrade(re) => {
+                return transfer(op, &re);
+            }
+            E::ErrorResponse(rv) => format!("HTTP {}: {}", rv.status(), answer(rv)),
+            E::InvalidResponsePayload(body, err) => format!(
+                "{}the answer is not an IMGAPI response ({err}): {}",
+                self.auth
+                    .last_status()
+                    .map(|s| format!("HTTP {s}: "))
+                    .unwrap_or_default(),
+                snippet(&String::from_utf8_lossy(&body))
+            ),
+            E::UnexpectedResponse(r) => format!("unexpected HTTP {}", r.status()),
+            E::InvalidRequest(m) | E::Custom(m) => m,
+        };
+        Failed::Final(Error::Command(format!("{op}: {detail}")))
+    }
+
+    /// GetImageFile's error answers are byte streams: the restify error in
+    /// one, or the start of whatever came.
+    fn file_answer(&self, rv: imgapi_client::ResponseValue<imgapi_client::ByteStream>) -> String {
+        let mut stream = rv.into_inner().into_inner();
+        let mut body = Vec::new();
+        // An error body is small; a cut one still shows its start.
+        while body.len() < 4096 {
+            match self.runtime.block_on(stream.next()) {
+                Some(Ok(chunk)) => body.extend_from_slice(&chunk),
+                Some(Err(_)) | None => break,
+            }
+        }
+        match serde_json::from_slice::<ImgapiError>(&body) {
+            Ok(err) => err.to_string(),
+            Err(_) => snippet(&String::from_utf8_lossy(&body)),
+        }
+    }
+}
+
+/// GetImageFile streamed into a temp file, hashed as it lands; the file
+/// is kept only if size and sha1 match the manifest (and the
+/// `Content-MD5` IMGAPI sends, when sent).
 fn download(
-    client: &reqwest::blocking::Client,
-    url: &str,
+    remote: &Remote,
     manifest: &Manifest,
     file: &ImageFile,
+    progress: &dyn Progress,
 ) -> Result<tempfile::NamedTempFile, Failed> {
-    let mut resp = client
-        .get(url)
-        .send()
-        .map_err(|e| transfer(&format!("GET {url}"), &e))?;
-    let status = resp.status();
-    if !status.is_success() {
-        let body = resp.text().unwrap_or_default();
-        return Err(Failed::Final(Error::Command(format!(
-            "GET {url}: HTTP {status}: {}",
-            snippet(&body)
-        ))));
+    let op = remote.op("GetImageFile", manifest.uuid);
+    let mut req = remote.client.get_image_file().uuid(manifest.uuid);
+    if let Some(c) = &remote.channel {
+        req = req.channel(c.clone());
     }
+    let rv = remote
+        .runtime
+        .block_on(req.send())
+        .map_err(|e| remote.failed(&op, e, |rv| remote.file_answer(rv)))?;
     // IMGAPI sends it on every GetImageFile; a plain file server may not.
-    let content_md5 = match resp.headers().get(imgapi_api::CONTENT_MD5) {
+    let content_md5 = match rv.headers().get(imgapi_api::CONTENT_MD5) {
         Some(v) => Some(v.to_str().map(str::to_string).map_err(|_| {
             Failed::Final(Error::Command(format!(
-                "GET {url}: the Content-MD5 header is not text"
+                "{op}: the Content-MD5 header is not text"
             )))
         })?),
         None => None,
     };
+    let mut stream = rv.into_inner().into_inner();
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!("zone-image-origin-{}-", manifest.uuid))
         .tempfile()
@@ -515,55 +604,41 @@ fn download(
         .map_err(Failed::Final)?;
     let mut hash = Sha1::new();
     let mut md5 = imgapi_api::ContentMd5::new();
-    let mut received = 0u64;
-    // Errors of our own side (too much data, a full disk) are final.
-    let mut ours = false;
-    let read = for_each_chunk(
-        &mut resp,
-        || format!("GET {url}: reading the body"),
-        |chunk| {
-            received += chunk.len() as u64;
-            // A server streaming past the manifest's size is cut off early.
-            if received > file.size {
-                ours = true;
-                return Err(Error::Command(format!(
-                    "GET {url}: more than the {} bytes files[0].size of {} says",
-                    file.size,
-                    manifest.source.display()
-                )));
+    let mut size = 0u64;
+    let bar = progress.transfer(&format!("origin {}", manifest.uuid), Some(file.size));
+    loop {
+        cancel::check().map_err(Failed::Final)?;
+        let chunk = match remote.runtime.block_on(stream.next()) {
+            None => break,
+            Some(Ok(chunk)) => chunk,
+            Some(Err(e)) => {
+                return Err(transfer(&format!("{op}: broke off after {size} bytes"), &e));
             }
-            hash.update(chunk);
-            md5.update(chunk);
-            ours = true;
-            tmp.write_all(chunk)
-                .io_context(|| format!("writing {}", tmp.path().display()))?;
-            ours = false;
-            Ok(())
-        },
-    );
-    let size = match read {
-        Ok(n) => n,
-        Err(Error::Io { context, source }) if !ours => {
-            let timed_out = source
-                .get_ref()
-                .and_then(|e| e.downcast_ref::<reqwest::Error>())
-                .is_some_and(reqwest::Error::is_timeout);
-            return Err(Failed::Transfer(Error::Command(format!(
-                "{context}: broke off after {received} bytes: {}{}",
-                crate::error::one_line(&source),
-                stall_hint(timed_out)
+        };
+        size += chunk.len() as u64;
+        // A server streaming past the manifest's size is cut off early.
+        if size > file.size {
+            return Err(Failed::Final(Error::Command(format!(
+                "{op}: more than the {} bytes files[0].size of {} says",
+                file.size,
+                manifest.source.display()
             ))));
         }
-        Err(e) => return Err(Failed::Final(e)),
-    };
+        hash.update(&chunk);
+        md5.update(&chunk);
+        bar.inc(chunk.len() as u64);
+        tmp.write_all(&chunk)
+            .io_context(|| format!("writing {}", tmp.path().display()))
+            .map_err(Failed::Final)?;
+    }
     tmp.flush()
         .io_context(|| format!("writing {}", tmp.path().display()))
         .map_err(Failed::Final)?;
-    let sha1 = hex::encode(hash.finalize());
+    bar.finish();
     if size != file.size {
         // The connection closed early without saying so.
         return Err(Failed::Transfer(Error::Command(format!(
-            "GET {url}: got {size} bytes, files[0].size says {}",
+            "{op}: got {size} bytes, files[0].size says {}",
             file.size
         ))));
     }
@@ -571,14 +646,15 @@ fn download(
         let got = md5.finish();
         if got != want {
             return Err(Failed::Final(Error::Command(format!(
-                "GET {url}: Content-MD5 mismatch: the server sent {want}, the bytes received \
+                "{op}: Content-MD5 mismatch: the server sent {want}, the bytes received \
                  hash to {got}"
             ))));
         }
     }
+    let sha1 = hex::encode(hash.finalize());
     if sha1 != file.sha1 {
         return Err(Failed::Final(Error::Command(format!(
-            "GET {url}: sha1 {sha1}, files[0].sha1 says {}",
+            "{op}: sha1 {sha1}, files[0].sha1 says {}",
             file.sha1
         ))));
     }
@@ -586,7 +662,7 @@ fn download(
 }
 
 /// Decompress an image file into `zfs receive <target>`.
-fn receive_image(path: &Path, compression: Compression, target: &str) -> Result<()> {
+fn receive_image(path: &Path, compression: &Compression, target: &str) -> Result<()> {
     let f = File::open(path).io_context(|| format!("opening {}", path.display()))?;
     let hook = || cancel::pause_point("origin-receive").map_err(|_| ZfsError::Interrupted);
     match compression {
@@ -600,7 +676,7 @@ fn receive_image(path: &Path, compression: Compression, target: &str) -> Result<
             hook,
         )?),
         Compression::Bzip2 | Compression::Xz => {
-            let prog = if compression == Compression::Bzip2 {
+            let prog = if *compression == Compression::Bzip2 {
                 "bzip2"
             } else {
                 "xz"
@@ -631,6 +707,10 @@ fn receive_image(path: &Path, compression: Compression, target: &str) -> Result<
             }
             Ok(())
         }
+        Compression::Other(c) => Err(Error::Command(format!(
+            "{}: unsupported compression '{c}'",
+            path.display()
+        ))),
     }
 }
 
@@ -652,11 +732,16 @@ fn snippet(body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use progress::Silent;
     use std::io::{BufRead as _, BufReader};
 
     /// A one-request HTTP server on loopback answering `body` with the
     /// given extra header line (empty for none).
     fn serve_once(body: Vec<u8>, header: String) -> String {
+        serve_status(200, body, header)
+    }
+
+    fn serve_status(status: u16, body: Vec<u8>, header: String) -> String {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         std::thread::spawn(move || {
@@ -669,13 +754,13 @@ mod tests {
             let mut w = stream;
             write!(
                 w,
-                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n{header}connection: close\r\n\r\n",
+                "HTTP/1.1 {status} X\r\ncontent-length: {}\r\n{header}connection: close\r\n\r\n",
                 body.len()
             )
             .unwrap();
             w.write_all(&body).unwrap();
         });
-        format!("http://{addr}/images/x/file")
+        format!("http://{addr}")
     }
 
     #[test]
@@ -688,6 +773,8 @@ mod tests {
             "m.json",
             &serde_json::json!({
                 "uuid": "01b2c898-945f-11e1-a523-af1afbe22822", "name": "o", "version": "1",
+                "owner": "00000000-0000-0000-0000-000000000000",
+                "type": "zone-dataset", "os": "smartos",
                 "files": [{"sha1": hex::encode(Sha1::digest(&body)), "size": body.len(),
                            "compression": "none"}]
             })
@@ -695,10 +782,9 @@ mod tests {
         )
         .unwrap();
         let file = manifest.file().unwrap();
-        let client = reqwest::blocking::Client::new();
         for header in [format!("content-md5: {good}\r\n"), String::new()] {
-            let url = serve_once(body.clone(), header);
-            let tmp = retrying(|| download(&client, &url, &manifest, &file)).unwrap();
+            let remote = Remote::new(&serve_once(body.clone(), header), None).unwrap();
+            let tmp = retrying(&Silent, || download(&remote, &manifest, &file, &Silent)).unwrap();
             assert_eq!(std::fs::read(tmp.path()).unwrap(), body);
         }
         // Right bytes, wrong digest: the server's word is checked too.
@@ -706,12 +792,94 @@ mod tests {
             body.clone(),
             "content-md5: AAAAAAAAAAAAAAAAAAAAAA==\r\n".into(),
         );
-        let err = retrying(|| download(&client, &url, &manifest, &file))
+        let remote = Remote::new(&url, None).unwrap();
+        let err = retrying(&Silent, || download(&remote, &manifest, &file, &Silent))
             .unwrap_err()
             .to_string();
         assert!(
             err.contains("Content-MD5 mismatch") && err.contains(&url),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_manifest_that_is_not_one_names_the_key() {
+        let url = serve_once(
+            br#"{"uuid": "01b2c898-945f-11e1-a523-af1afbe22822", "name": "o"}"#.to_vec(),
+            "content-type: application/json\r\n".into(),
+        );
+        let remote = Remote::new(&format!("{url}/?channel=dev"), None).unwrap();
+        let uuid: Uuid = "01b2c898-945f-11e1-a523-af1afbe22822".parse().unwrap();
+        let err = retrying(&Silent, || remote.get_image(uuid)).unwrap_err();
+        let msg = err.to_string();
+        assert!(err.is_input(), "{msg}");
+        assert!(
+            msg.starts_with(&format!(
+                "{url}/images/{uuid}?channel=dev: (document): missing field"
+            )),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn failed_answers_are_absent_only_for_404() {
+        let uuid: Uuid = "01b2c898-945f-11e1-a523-af1afbe22822".parse().unwrap();
+        let restify = |code: &str| format!(r#"{{"code":"{code}","message":"m"}}"#).into_bytes();
+        let ctype = || "content-type: application/json\r\n".to_string();
+        for body in [restify("ResourceNotFound"), b"<html>nope</html>".to_vec()] {
+            let remote = Remote::new(&serve_status(404, body, ctype()), None).unwrap();
+            assert!(
+                retrying(&Silent, || remote.get_image(uuid))
+                    .unwrap()
+                    .is_none()
+            );
+        }
+        // One connection only: a retry would fail differently.
+        for (status, body, want) in [
+            (
+                503,
+                restify("ServiceUnavailable"),
+                "HTTP 503 Service Unavailable: ServiceUnavailable",
+            ),
+            (
+                502,
+                b"<html>bad gateway</html>".to_vec(),
+                "HTTP 502: the answer is not an IMGAPI response",
+            ),
+        ] {
+            let url = serve_status(status, body, ctype());
+            let remote = Remote::new(&url, None).unwrap();
+            let e = retrying(&Silent, || remote.get_image(uuid)).unwrap_err();
+            let msg = e.to_string();
+            assert!(!e.is_input(), "{msg}");
+            assert!(
+                msg.starts_with(&format!("GetImage {uuid} at {url}: {want}")),
+                "{msg}"
+            );
+        }
+        let manifest = Manifest::parse(
+            "m.json",
+            &serde_json::json!({
+                "uuid": uuid, "name": "o", "version": "1",
+                "owner": "00000000-0000-0000-0000-000000000000",
+                "type": "zone-dataset", "os": "smartos",
+                "files": [{"sha1": "97f20b32c2016782257176fb58a35e5044f05840", "size": 1,
+                           "compression": "gzip"}]
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let file = manifest.file().unwrap();
+        let url = serve_status(500, restify("InternalError"), ctype());
+        let remote = Remote::new(&url, None).unwrap();
+        let msg = retrying(&Silent, || download(&remote, &manifest, &file, &Silent))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            msg,
+            format!(
+                "GetImageFile {uuid} at {url}: HTTP 500 Internal Server Error: InternalError: m"
+            )
         );
     }
 }

@@ -11,6 +11,7 @@ use std::os::unix::fs::{FileExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use progress::Progress;
 use serde_json::{Value, json};
 use sha2::Digest as _;
 use uuid::Uuid;
@@ -140,17 +141,14 @@ pub struct ToolOutputs {
 
 /// Run the tool stage; returns the payload tarball's digest and the
 /// installer and manifest it wrote. On error nothing is left in `out_dir`.
-pub fn build(
-    b: &ToolBuild<'_>,
-    progress: &mut dyn FnMut(&str),
-) -> Result<(Compressed, ToolOutputs)> {
+pub fn build(b: &ToolBuild<'_>, progress: &dyn Progress) -> Result<(Compressed, ToolOutputs)> {
     let tree = b.proto_dir.join("root").join(&b.spec.prefix);
     let uuid = image_uuid(&b.def.name, b.stamp);
     for c in &b.def.cargo {
         stamp_binary(&b.proto_dir.join("root").join(&c.dest), b.stamp)?;
     }
     if !b.spec.generate.is_empty() {
-        progress("generating files with the tool itself");
+        progress.step("generating files with the tool itself");
         let host = host_binary(b)?;
         generate(b.spec, &host, &tree)?;
     }
@@ -173,11 +171,11 @@ fn package(
     uuid: Uuid,
     installer: &Path,
     manifest_file: &Path,
-    progress: &mut dyn FnMut(&str),
+    progress: &dyn Progress,
 ) -> Result<(Compressed, ToolOutputs)> {
-    progress(&format!("writing {}", b.tarball.display()));
+    progress.step(&format!("writing {}", b.tarball.display()));
     let payload = tarball::write_contents(tree, b.tarball, b.mtime, compress::DEFAULT_LEVEL)?;
-    progress(&format!("writing {}", installer.display()));
+    progress.step(&format!("writing {}", installer.display()));
     write_installer(b, tree, installer)?;
     let sum = compress::sha1_file(installer)?;
     let m = tool_manifest(b, uuid, &sum.sha1, sum.size)?;
@@ -436,7 +434,7 @@ pub fn outputs_from_manifest(installer: &Path, manifest_file: &Path) -> Result<T
         uuid: m.uuid,
         sha1: f.sha1,
         size: f.size,
-        version: m.version,
+        version: m.image.version,
     })
 }
 

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use progress::Progress;
 use uuid::Uuid;
 
 use crate::cancel;
@@ -71,6 +72,8 @@ pub struct ZfsInput<'a> {
     /// `bits/<name>/`
     pub out_dir: &'a Path,
     pub opts: &'a ZfsOptions,
+    /// Where steps, warnings and the origin download are reported.
+    pub progress: &'a dyn Progress,
 }
 
 /// Files this stage wrote into `out_dir`.
@@ -154,8 +157,8 @@ pub fn build(input: &ZfsInput<'_>) -> Result<Option<ZfsOutputs>> {
 
     fs::create_dir_all(input.out_dir)
         .io_context(|| format!("creating {}", input.out_dir.display()))?;
-    step("sweep", || {
-        sweep(pool)?;
+    step(input.progress, "sweep", || {
+        sweep(pool, input.progress)?;
         sweep_temp_files(input.out_dir);
         Ok(())
     })?;
@@ -169,10 +172,11 @@ pub fn build(input: &ZfsInput<'_>) -> Result<Option<ZfsOutputs>> {
             Some(s) => Some(s),
         },
         channel: input.opts.channel.as_deref(),
+        progress: input.progress,
     };
-    let origin = step("origin", || origins.ensure(origin_uuid))?;
+    let origin = step(input.progress, "origin", || origins.ensure(origin_uuid))?;
 
-    let mut cleanup = Cleanup::default();
+    let mut cleanup = Cleanup::new(input.progress);
     let build_ds = format!(
         "{pool}/{BUILD_PREFIX}{}-{}-{}",
         def.name,
@@ -180,13 +184,13 @@ pub fn build(input: &ZfsInput<'_>) -> Result<Option<ZfsOutputs>> {
         &Uuid::new_v4().simple().to_string()[..8]
     );
     let origin_snap = format!("{pool}/{origin_uuid}@final");
-    step("clone", || {
+    step(input.progress, "clone", || {
         cleanup.dataset = Some(build_ds.clone());
         zfs::clone(&origin_snap, &build_ds).map_err(Error::from)
     })?;
-    let mp = step("mount", || Ok(zfs::mountpoint(&build_ds)?))?;
+    let mp = step(input.progress, "mount", || Ok(zfs::mountpoint(&build_ds)?))?;
 
-    step("copy", || {
+    step(input.progress, "copy", || {
         let root = input.proto_dir.join("root");
         if !root.is_dir() {
             return Err(Error::Command(format!(
@@ -202,12 +206,14 @@ pub fn build(input: &ZfsInput<'_>) -> Result<Option<ZfsOutputs>> {
         Ok(())
     })?;
     if install_pkgsrc {
-        step("pkgsrc", || pkg_add(&mp.join("root"), &def.pkgsrc))?;
+        step(input.progress, "pkgsrc", || {
+            pkg_add(&mp.join("root"), &def.pkgsrc)
+        })?;
     }
-    step("motd", || {
+    step(input.progress, "motd", || {
         write_motd(&mp.join("root"), def, &version, input.git, &origin)
     })?;
-    step("config", || {
+    step(input.progress, "config", || {
         // The zoneroot's config/ is per-instance state vmadm writes.
         let config = mp.join("config");
         match fs::remove_dir_all(&config) {
@@ -218,7 +224,9 @@ pub fn build(input: &ZfsInput<'_>) -> Result<Option<ZfsOutputs>> {
         }
     })?;
     let build_snap = format!("{build_ds}@final");
-    step("snapshot", || Ok(zfs::snapshot(&build_snap)?))?;
+    step(input.progress, "snapshot", || {
+        Ok(zfs::snapshot(&build_snap)?)
+    })?;
 
     let base = format!("{}-zfs-{}", def.name, input.stamp);
     let image_file = input.out_dir.join(format!("{base}.zfs.gz"));
@@ -226,16 +234,16 @@ pub fn build(input: &ZfsInput<'_>) -> Result<Option<ZfsOutputs>> {
     let tmp_image = input
         .out_dir
         .join(format!(".{base}.zfs.gz.{}.tmp", std::process::id()));
-    let compressed = step("send", || {
+    let compressed = step(input.progress, "send", || {
         cleanup.files.push(tmp_image.clone());
         send_compressed(&origin_snap, &build_snap, &tmp_image)
     })?;
 
     let (min_platform, warning) = manifest::min_platform(def);
     if let Some(w) = warning {
-        eprintln!("zone-image: warning: {w}");
+        input.progress.warn(&w);
     }
-    let doc = manifest::build(&NewManifest {
+    let image = manifest::new_image(&NewManifest {
         def,
         version: &version,
         dev,
@@ -245,18 +253,14 @@ pub fn build(input: &ZfsInput<'_>) -> Result<Option<ZfsOutputs>> {
         published_at: chrono::Utc::now(),
         min_platform,
     });
-    let uuid = doc
-        .get("uuid")
-        .and_then(|u| u.as_str())
-        .and_then(|u| Uuid::parse_str(u).ok())
-        .ok_or_else(|| Error::Command("the new manifest has no uuid".into()))?;
-    step("manifest", || {
+    let uuid = image.uuid;
+    step(input.progress, "manifest", || {
         fs::set_permissions(&tmp_image, fs::Permissions::from_mode(0o644))
             .io_context(|| format!("chmod {}", tmp_image.display()))?;
         fs::rename(&tmp_image, &image_file)
             .io_context(|| format!("renaming into {}", image_file.display()))?;
         cleanup.files.push(image_file.clone());
-        manifest::write_json_atomic(&manifest_file, &doc)
+        manifest::write_json_atomic(&manifest_file, &manifest::document(&image))
     })?;
 
     // Done: the outputs stay. A build dataset that won't go now is swept
@@ -265,17 +269,11 @@ pub fn build(input: &ZfsInput<'_>) -> Result<Option<ZfsOutputs>> {
     if let Some(ds) = cleanup.dataset.take()
         && let Err(e) = zfs::destroy_recursive(&ds)
     {
-        eprintln!(
-            "zone-image: warning: could not destroy {ds} ({}); the next build removes it",
+        input.progress.warn(&format!(
+            "could not destroy {ds} ({}); the next build removes it",
             crate::error::one_line(&e)
-        );
+        ));
     }
-    eprintln!(
-        "zone-image: wrote {} ({} bytes) and {}",
-        image_file.display(),
-        compressed.size,
-        manifest_file.display()
-    );
     Ok(Some(ZfsOutputs {
         image_file,
         manifest_file,
@@ -289,13 +287,16 @@ pub fn build(input: &ZfsInput<'_>) -> Result<Option<ZfsOutputs>> {
 
 /// Run one step: honour the pause hook and Ctrl-C, and name the step in
 /// the error.
-fn step<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+fn step<T>(progress: &dyn Progress, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    progress.step(&format!("ZFS stage: {name}"));
     let r = cancel::pause_point(name)
         .and_then(|()| cancel::check())
         .and_then(|()| f());
     r.map_err(|e| {
         if cancel::is_cancelled() {
-            eprintln!("zone-image: interrupted during the ZFS stage's '{name}' step; cleaning up");
+            progress.warn(&format!(
+                "interrupted during the ZFS stage's '{name}' step; cleaning up"
+            ));
             return Error::Interrupted;
         }
         match e {
@@ -310,13 +311,23 @@ fn step<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
 }
 
 /// Removes what a failed or interrupted build made.
-#[derive(Default)]
-struct Cleanup {
+struct Cleanup<'a> {
     dataset: Option<String>,
     files: Vec<PathBuf>,
+    progress: &'a dyn Progress,
 }
 
-impl Drop for Cleanup {
+impl<'a> Cleanup<'a> {
+    fn new(progress: &'a dyn Progress) -> Cleanup<'a> {
+        Cleanup {
+            dataset: None,
+            files: Vec::new(),
+            progress,
+        }
+    }
+}
+
+impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         for f in self.files.drain(..) {
             let _ = fs::remove_file(&f);
@@ -324,10 +335,10 @@ impl Drop for Cleanup {
         if let Some(ds) = self.dataset.take()
             && let Err(e) = zfs::destroy_recursive(&ds)
         {
-            eprintln!(
-                "zone-image: warning: could not destroy {ds}: {}",
+            self.progress.warn(&format!(
+                "could not destroy {ds}: {}",
                 crate::error::one_line(&e)
-            );
+            ));
         }
     }
 }
@@ -413,7 +424,7 @@ fn pid_alive(pid: i32) -> bool {
 /// Destroy build and receive datasets left by builds that died: their pid
 /// is gone, or they are older than any build runs. Live builds' datasets
 /// and origins are never touched.
-pub fn sweep(pool: &str) -> Result<()> {
+pub fn sweep(pool: &str, progress: &dyn Progress) -> Result<()> {
     let now = chrono::Utc::now().timestamp();
     for ds in zfs::children(pool)? {
         let leaf = ds.rsplit('/').next().unwrap_or(&ds);
@@ -435,12 +446,12 @@ pub fn sweep(pool: &str) -> Result<()> {
         } else {
             continue;
         };
-        eprintln!("zone-image: removing stale {ds} ({why})");
+        progress.step(&format!("removing stale {ds} ({why})"));
         if let Err(e) = zfs::destroy_recursive(&ds) {
-            eprintln!(
-                "zone-image: warning: could not remove {ds}: {}",
+            progress.warn(&format!(
+                "could not remove {ds}: {}",
                 crate::error::one_line(&e)
-            );
+            ));
         }
     }
     Ok(())

@@ -79,6 +79,7 @@ impl Setup {
             git: &git,
             out_dir: &self.out(),
             opts,
+            progress: &progress::Reporter::lines("zone-image"),
         })
     }
 }
@@ -591,6 +592,7 @@ fn child_stage_worker() {
         git: &git,
         out_dir: &s("out"),
         opts: &opts,
+        progress: &progress::Reporter::lines("zone-image"),
     });
     match r {
         Ok(Some(_)) => std::process::exit(0),

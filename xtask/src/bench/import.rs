@@ -206,7 +206,11 @@ fn generate(path: &Path, size: u64) -> Result<(u64, String)> {
             .with_context(|| format!("writing {}", path.display()))?;
         left -= n as u64;
     }
-    w.flush()
+    // On disk before any round: otherwise its writeback, ~30 s later,
+    // slows whichever round (and side) happens to run then.
+    w.into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|f| f.sync_all())
         .with_context(|| format!("writing {}", path.display()))?;
     Ok((size, hex::encode(hasher.finalize())))
 }

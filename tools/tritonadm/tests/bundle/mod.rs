@@ -82,7 +82,7 @@ pub fn build(dir: &Path, stamp: &str, published_at: chrono::DateTime<chrono::Utc
         tarball: &tarball,
         published_at,
     };
-    zone_image::tool::build(&b, &mut |_| {}).unwrap().1
+    zone_image::tool::build(&b, &progress::Silent).unwrap().1
 }
 
 /// `sh INSTALLER ARGS` into `root`.

@@ -151,7 +151,6 @@ pub fn lib_client(url: &str) -> tritonadm::imgapi::Imgapi {
 pub fn quiet_opts(source: &str) -> tritonadm::import::ImportOptions {
     tritonadm::import::ImportOptions {
         source: source.to_string(),
-        show_progress: false,
         ..Default::default()
     }
 }

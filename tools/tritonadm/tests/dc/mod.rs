@@ -260,7 +260,6 @@ impl Updates {
             // Origins are published explicitly, first; nothing is fetched.
             source: "http://127.0.0.1:9".into(),
             channel: Some("dev".into()),
-            show_progress: false,
             ..Default::default()
         };
         tritonadm::import::import_image(&api, manifest, file, &opts)

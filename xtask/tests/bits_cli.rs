@@ -1,5 +1,6 @@
 //! `cargo xtask bits` as users and CI run it: exit codes, one-line errors,
 //! and uploads SIGKILLed at several points then rerun.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
 #[path = "../../tools/bits-store/tests/common/mod.rs"]
 mod common;

@@ -1,6 +1,7 @@
 //! `cargo xtask image build|check` end to end, up to the package tarball:
 //! a scratch Cargo workspace with a tiny binary crate and an image
 //! definition, built by the real xtask binary with real cargo, tar and gzip.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

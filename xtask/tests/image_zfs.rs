@@ -2,6 +2,7 @@
 //! (zfs-fuse in CI): the real image definition on a synthetic origin
 //! chain, then the result received into a fresh pool as a compute node's
 //! imgadm would.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
 #[path = "../../tools/zone-image/tests/common/zfs_fixture.rs"]
 mod zfs_fixture;

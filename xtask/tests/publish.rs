@@ -1,5 +1,6 @@
 //! `cargo xtask image publish` against a real imgapi-server with signature
 //! auth on loopback, from a bits/ directory laid out as the build leaves it.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
 use std::io::Write as _;
 use std::path::Path;

@@ -3,6 +3,7 @@
 //! build-stamp field), its installer run with `sh` into a scratch root,
 //! `bits upload`, and `image publish` into a real imgapi-server (a dev
 //! build refused without `--allow-dev`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
 use std::fs;
 use std::path::{Path, PathBuf};

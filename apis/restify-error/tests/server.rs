@@ -1,5 +1,6 @@
 //! `start_server` against real HTTP clients on loopback: every error body
 //! is restify-shaped, and everything else passes through unchanged.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
 use dropshot::{
     ApiDescription, ConfigDropshot, ConfigTls, HttpError, HttpResponseOk, RequestContext,

@@ -1,4 +1,5 @@
 //! NAPI, PAPI and CNAPI on dc-sim, through their generated clients.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
 mod common;
 

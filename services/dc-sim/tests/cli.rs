@@ -1,4 +1,5 @@
 //! The `dc-sim` command line: what it prints, its logs, its errors.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};

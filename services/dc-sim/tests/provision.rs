@@ -1,5 +1,6 @@
 //! Provisioning: SAPI instances through VMAPI jobs, NICs from NAPI, the
 //! failures a real DC reports, and VMAPI used directly.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Restarts, fault injection and malformed requests.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! SAPI on dc-sim, through the generated `sapi-client` (and raw HTTP for
 //! what that client never sends: no `accept-version`, broken bodies).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! `sdc-clients` (what updates-imgadm and sdcadm are built on) imports,
 //! lists, gets and downloads images from it, checking `Content-MD5` as it
 //! does against sdc-imgapi. Needs `npm ci` in tests/node (`.ci/run` does it).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,6 @@
 //! imgapi-server speaks IMGAPI's wire format: raw HTTP requests as the
 //! Node.js clients and curl send them, checked against the API reference.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
 use imgapi_server::Options;
 use serde_json::{Value, json};

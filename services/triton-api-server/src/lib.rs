@@ -86,12 +86,12 @@ pub fn bunyan_drain<W: std::io::Write>(io: W) -> slog_json::Json<W> {
             "hostname" => hostname::get()
                 .map_or_else(|_| "unknown".to_string(), |h| h.to_string_lossy().into_owned()),
             "pid" => std::process::id(),
-            "level" => slog::FnValue(|r: &slog::Record| bunyan_level(r.level())),
-            "time" => slog::FnValue(|_: &slog::Record| {
+            "level" => slog::FnValue(|r: &slog::Record<'_>| bunyan_level(r.level())),
+            "time" => slog::FnValue(|_: &slog::Record<'_>| {
                 chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
             }),
             "v" => 0u8,
-            "msg" => slog::PushFnValue(|r: &slog::Record, ser| ser.emit(r.msg())),
+            "msg" => slog::PushFnValue(|r: &slog::Record<'_>, ser| ser.emit(r.msg())),
         ))
         .build()
 }

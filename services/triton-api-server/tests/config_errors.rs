@@ -1,5 +1,6 @@
 //! A missing or bad config: the server exits non-zero with exactly one line
 //! on stderr, naming the file and (where there is one) the field.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The image's SAPI template, rendered the way config-agent renders it
 //! (mustache over the instance's metadata plus `auto.*`), must give a config
 //! the server accepts, at the path the SMF manifest tells the server to read.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
 use std::path::{Path, PathBuf};
 

@@ -1,5 +1,6 @@
 //! The built server binary, run as SMF runs it: config file from
 //! `TRITON__CONFIG_FILE` or `--config`, real HTTP on loopback, real signals.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Upload and fetch against a real S3 server (moto) on loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
 mod common;
 

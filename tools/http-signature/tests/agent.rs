@@ -1,5 +1,6 @@
 //! Key resolution and signing through a real `ssh-agent` started by the
 //! test, with keys added by `ssh-add` (one passphrase-protected).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
 use std::path::{Path, PathBuf};
 

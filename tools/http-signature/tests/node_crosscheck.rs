@@ -3,6 +3,7 @@
 //! own servers and CLIs run. Signatures our code makes, from files and
 //! through ssh-agent, must verify there; signatures it makes must verify
 //! here. Needs `npm ci` in tests/node (`.ci/run` does it).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,6 @@
 //! Signing from key files as `ssh-keygen` writes them, and what the
 //! verifier accepts and refuses, for every algorithm.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
 use std::path::Path;
 

@@ -3,6 +3,7 @@
 //! stalled. Whatever happens, the server never holds an `active` image
 //! whose file is partial or differs from the manifest, and a rerun
 //! completes the import.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! imgapi-server through a fault-injecting TCP proxy: whatever point the
 //! connection is cut or stalled at, nothing is installed from a partial
 //! file and no download is left behind; a rerun installs.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
 mod bundle;
 mod common;

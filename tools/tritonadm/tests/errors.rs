@@ -1,5 +1,6 @@
 //! Failures of the remote side each come out as one clear error naming the
 //! call and the server, never as an empty result.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
 mod common;
 

@@ -4,6 +4,7 @@
 //! a source IMGAPI first, and lists as active. The image file is a real
 //! gzip stream of test data: producing a ZFS send stream needs the ZFS
 //! stage, which has its own tests.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! binary against `dc-sim`, with an `imgapi-server` as the updates server
 //! holding `triton-api` images that `cargo xtask image build` really
 //! produced on zfs-fuse, and their origin chain.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
 mod common;
 mod dc;

@@ -5,6 +5,7 @@
 //! application keys) nor config-agent's `auto.*` provides. The check runs
 //! on a scratch copy of the workspace (XTASK_WORKSPACE): the image and the
 //! definition copied, everything else linked.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -66,19 +66,6 @@ impl<T> IoContext<T> for std::io::Result<T> {
     }
 }
 
-/// An error and its causes on one line, as the binaries print them
-/// (anyhow's `{:#}`), for messages that are not returned (warnings).
-pub fn one_line(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,7 +76,7 @@ mod tests {
         let e = std::fs::read(&missing)
             .io_context(|| format!("reading {}", missing.display()))
             .unwrap_err();
-        let line = one_line(&e);
+        let line = error_line::one_line(&e);
         assert!(line.starts_with("reading "), "{line}");
         assert_eq!(line.matches("os error 2").count(), 1, "{line}");
     }

@@ -431,7 +431,7 @@ fn transfer_hint(e: &reqwest::Error, chain: &str) -> String {
 
 /// A transfer that failed, saying why.
 fn transfer(what: &str, e: &reqwest::Error) -> Failed {
-    let chain = crate::error::one_line(e);
+    let chain = error_line::one_line(e);
     let hint = transfer_hint(e, &chain);
     Failed::Transfer(Error::Command(format!("{what}: {chain}{hint}")))
 }
@@ -464,7 +464,7 @@ impl Remote {
             .map_err(|e| {
                 Error::Command(format!(
                     "creating the HTTP client: {}",
-                    crate::error::one_line(&e)
+                    error_line::one_line(&e)
                 ))
             })?;
         let runtime = tokio::runtime::Builder::new_current_thread()

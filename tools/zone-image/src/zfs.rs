@@ -439,7 +439,7 @@ mod tests {
             source,
         }
         .into();
-        let line = crate::error::one_line(&e);
+        let line = error_line::one_line(&e);
         assert!(
             line.starts_with("zfs receive p/x: writing the stream: "),
             "{line}"

@@ -271,7 +271,7 @@ pub fn build(input: &ZfsInput<'_>) -> Result<Option<ZfsOutputs>> {
     {
         input.progress.warn(&format!(
             "could not destroy {ds} ({}); the next build removes it",
-            crate::error::one_line(&e)
+            error_line::one_line(&e)
         ));
     }
     Ok(Some(ZfsOutputs {
@@ -337,7 +337,7 @@ impl Drop for Cleanup<'_> {
         {
             self.progress.warn(&format!(
                 "could not destroy {ds}: {}",
-                crate::error::one_line(&e)
+                error_line::one_line(&e)
             ));
         }
     }
@@ -403,7 +403,7 @@ fn check_pool(choice: &PoolChoice) -> Result<()> {
         Err(e) => Err(Error::Command(format!(
             "checking pool '{}': {}",
             choice.pool,
-            crate::error::one_line(&e)
+            error_line::one_line(&e)
         ))),
     }
 }
@@ -450,7 +450,7 @@ pub fn sweep(pool: &str, progress: &dyn Progress) -> Result<()> {
         if let Err(e) = zfs::destroy_recursive(&ds) {
             progress.warn(&format!(
                 "could not remove {ds}: {}",
-                crate::error::one_line(&e)
+                error_line::one_line(&e)
             ));
         }
     }

@@ -3,6 +3,7 @@
 //! pool on zfs-fuse: a connection cut at a random point is retried or
 //! reported in one line, a partial origin never lands in the pool, and a
 //! stalled source times out with a message that says so.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
 #[path = "common/loopback_http.rs"]
 mod loopback_http;

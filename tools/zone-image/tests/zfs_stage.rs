@@ -1,6 +1,7 @@
 //! The ZFS image stage on real ZFS (zfs-fuse in CI): a synthetic origin
 //! chain of real images, builds on it, and the result received into a
 //! fresh pool the way a compute node's imgadm would.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
 #[path = "common/loopback_http.rs"]
 mod loopback_http;

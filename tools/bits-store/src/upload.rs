@@ -140,6 +140,16 @@ pub fn load_component(opts: &UploadOptions, name: &str) -> Result<Component> {
                 reason: "file name not usable as an object name (letters, digits, '-', '_', '.', '+'; no leading '.')".into(),
             });
         }
+        // An artifact of another build would go out under this stamp's
+        // directory; the build removes them, so one here was left by hand.
+        if fname.starts_with(&format!("{name}-")) && !fname.contains(&stamp.to_string()) {
+            return Err(Error::BadBits {
+                path: ent.path(),
+                reason: format!(
+                    "not from the build {STAMP_FILE} names ({stamp}); remove it or rebuild"
+                ),
+            });
+        }
         files.push(fname);
     }
     files.sort();

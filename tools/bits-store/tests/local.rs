@@ -232,6 +232,26 @@ fn dev_build_refused_unless_allowed() {
 }
 
 #[test]
+fn an_earlier_builds_artifact_is_refused_and_nothing_is_sent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bits = tmp.path().join("bits");
+    let dest = tmp.path().join("store");
+    make_bits(&bits, "triton-api", STAMP, 10);
+    let stale = bits.join("triton-api/triton-api-pkg-master-20200101T000000Z-g0000000.tar.gz");
+    fs::write(&stale, b"old").unwrap();
+    let err = rt()
+        .block_on(upload(&opts(&bits, &dest, &["triton-api"]), ctx()))
+        .unwrap_err();
+    assert!(err.is_input(), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("master-20200101T000000Z") && msg.contains(STAMP),
+        "{msg}"
+    );
+    assert!(!dest.exists());
+}
+
+#[test]
 fn bad_stamp_and_missing_bits_are_input_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let bits = tmp.path().join("bits");

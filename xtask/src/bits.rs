@@ -4,8 +4,9 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use bits_store::{Ctx, Dest, FetchOptions, Reporter, S3Env, UploadOptions};
+use bits_store::{Ctx, Dest, FetchOptions, S3Env, UploadOptions};
 use clap::Subcommand;
+use progress::Reporter;
 
 #[derive(Subcommand)]
 pub enum BitsCmd {
@@ -29,6 +30,9 @@ pub struct StoreArgs {
     /// bounds memory (N x 16 MiB).
     #[arg(long, value_name = "N", default_value = "4")]
     pub jobs: NonZeroUsize,
+    /// No progress on stderr (results and errors still print).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(clap::Args)]
@@ -112,7 +116,10 @@ pub fn run(cmd: BitsCmd) -> Result<()> {
                 allow_dev: a.allow_dev,
                 s3_env: S3Env::process(),
             };
-            let ctx = Ctx::new(a.store.jobs, Reporter::auto())?;
+            let ctx = Ctx::new(
+                a.store.jobs,
+                std::sync::Arc::new(Reporter::new("bits", a.store.quiet)),
+            )?;
             let report = runtime()?.block_on(bits_store::upload(&opts, ctx))?;
             for (name, stamp, at) in &report.stamps {
                 println!("{name} {stamp}: {at}");
@@ -135,7 +142,10 @@ pub fn run(cmd: BitsCmd) -> Result<()> {
                 out: a.out,
                 s3_env: S3Env::process(),
             };
-            let ctx = Ctx::new(a.store.jobs, Reporter::auto())?;
+            let ctx = Ctx::new(
+                a.store.jobs,
+                std::sync::Arc::new(Reporter::new("bits", a.store.quiet)),
+            )?;
             let report = runtime()?.block_on(bits_store::fetch(&opts, ctx))?;
             println!(
                 "fetched {} {}: {} file(s) verified",

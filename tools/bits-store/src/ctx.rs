@@ -4,14 +4,14 @@
 //! them, and no release build does.
 
 use std::num::NonZeroUsize;
-use std::sync::Arc;
 #[cfg(debug_assertions)]
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
+use progress::Progress;
 use tokio::sync::Semaphore;
 
 use crate::error::Result;
-use crate::progress::Reporter;
 
 /// Where an upload stops dead (for tests that SIGKILL it there): after N
 /// files are stored, after N chunks of file data are written (mid-file),
@@ -52,9 +52,60 @@ pub struct Ctx {
     /// parallelism and memory (permits x part size).
     pub(crate) sem: Arc<Semaphore>,
     pub(crate) jobs: usize,
-    pub(crate) reporter: Reporter,
+    /// Part buffers back from finished requests, reused: no fresh pages to
+    /// fault in per part, and memory stays at `jobs` buffers.
+    pub(crate) bufs: Arc<BufPool>,
+    /// Where steps and transfers are reported.
+    pub(crate) progress: Arc<dyn Progress>,
     #[cfg(debug_assertions)]
     hooks: Hooks,
+}
+
+pub(crate) struct BufPool {
+    free: Mutex<Vec<Vec<u8>>>,
+    keep: usize,
+}
+
+impl BufPool {
+    /// An empty buffer, reused if one is free.
+    pub(crate) fn take(&self, capacity: usize) -> Vec<u8> {
+        let reused = self.free.lock().ok().and_then(|mut f| f.pop());
+        match reused {
+            Some(mut b) => {
+                b.reserve(capacity);
+                b
+            }
+            None => Vec::with_capacity(capacity),
+        }
+    }
+
+    fn give_back(&self, mut buf: Vec<u8>) {
+        buf.clear();
+        if let Ok(mut f) = self.free.lock()
+            && f.len() < self.keep
+        {
+            f.push(buf);
+        }
+    }
+}
+
+/// A filled buffer that returns to its pool once the last `Bytes` made from
+/// it (see `Bytes::from_owner`) is dropped, retries' copies included.
+pub(crate) struct Pooled {
+    pub(crate) buf: Vec<u8>,
+    pub(crate) pool: Arc<BufPool>,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        self.pool.give_back(std::mem::take(&mut self.buf));
+    }
 }
 
 #[cfg(debug_assertions)]
@@ -66,12 +117,16 @@ struct Hooks {
 
 impl Ctx {
     /// In debug builds, a bad [`PAUSE_ENV`] is an error.
-    pub fn new(jobs: NonZeroUsize, reporter: Reporter) -> Result<Arc<Ctx>> {
+    pub fn new(jobs: NonZeroUsize, progress: Arc<dyn Progress>) -> Result<Arc<Ctx>> {
         let jobs = jobs.get();
         Ok(Arc::new(Ctx {
             sem: Arc::new(Semaphore::new(jobs)),
             jobs,
-            reporter,
+            bufs: Arc::new(BufPool {
+                free: Mutex::new(Vec::new()),
+                keep: jobs,
+            }),
+            progress,
             #[cfg(debug_assertions)]
             hooks: Hooks::from_env()?,
         }))

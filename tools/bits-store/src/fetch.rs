@@ -97,9 +97,9 @@ pub async fn fetch(opts: &FetchOptions, ctx: Arc<Ctx>) -> Result<FetchReport> {
             async move {
                 let out = dir.join(&file);
                 let tmp = partial(&dir, &file);
-                let bar = ctx.reporter.bar(&file, 0);
+                let bar = ctx.progress.transfer(&file, None);
                 let got = store.download(&key, &tmp, &bar).await;
-                bar.done();
+                bar.finish();
                 let got = match got {
                     Ok(Some(g)) => g,
                     Ok(None) => {
@@ -121,8 +121,8 @@ pub async fn fetch(opts: &FetchOptions, ctx: Arc<Ctx>) -> Result<FetchReport> {
                     });
                 }
                 fs::rename(&tmp, &out).map_err(|e| Error::io(&out, e))?;
-                ctx.reporter
-                    .line(&format!("fetched {} (md5 {md5} ok)", out.display()));
+                ctx.progress
+                    .step(&format!("fetched {} (md5 {md5} ok)", out.display()));
                 Ok(out)
             }
         })

@@ -10,7 +10,6 @@ mod fetch;
 mod hash;
 pub mod layout;
 mod local;
-mod progress;
 pub mod s3;
 mod store;
 pub mod testing;
@@ -21,7 +20,6 @@ pub use dest::Dest;
 pub use error::{Error, Result};
 pub use fetch::{FetchOptions, FetchReport, fetch};
 pub use hash::md5_file;
-pub use progress::Reporter;
 pub use s3::S3Env;
 pub use store::Store;
 pub use upload::{

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::ctx::Ctx;
 use crate::error::{Error, Result};
 use crate::hash::{copy_hashing, md5_file};
-use crate::progress::Bar;
+use progress::Transfer;
 
 #[derive(Debug)]
 pub struct LocalStore {
@@ -69,7 +69,7 @@ impl LocalStore {
     }
 
     /// Copy `src` in; returns the md5 of what was copied.
-    pub fn put_file(&self, key: &str, src: &Path, bar: &Bar, ctx: &Ctx) -> Result<String> {
+    pub fn put_file(&self, key: &str, src: &Path, bar: &Transfer, ctx: &Ctx) -> Result<String> {
         let path = self.path(key);
         let parent = create_parent(&path)?;
         let tmp = temp_for(&path);
@@ -151,7 +151,7 @@ impl LocalStore {
     }
 
     /// Copy `key` to `out`; None if there is no such object.
-    pub fn download(&self, key: &str, out: &Path, bar: &Bar) -> Result<Option<String>> {
+    pub fn download(&self, key: &str, out: &Path, bar: &Transfer) -> Result<Option<String>> {
         let path = self.path(key);
         if !path.is_file() {
             return Ok(None);

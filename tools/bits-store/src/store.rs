@@ -8,8 +8,8 @@ use crate::ctx::Ctx;
 use crate::dest::Dest;
 use crate::error::{Error, Result};
 use crate::local::LocalStore;
-use crate::progress::Bar;
 use crate::s3::{S3Env, S3Store};
+use progress::Transfer;
 
 #[derive(Debug, Clone)]
 pub enum Store {
@@ -66,13 +66,13 @@ impl Store {
         key: &str,
         src: &Path,
         size: u64,
-        bar: &Bar,
+        bar: &Transfer,
         ctx: &Arc<Ctx>,
     ) -> Result<String> {
         match self {
             Store::Local(l) => {
                 let (l, key, src) = (l.clone(), key.to_string(), src.to_path_buf());
-                let (bar, ctx) = (bar.handle(), ctx.clone());
+                let (bar, ctx) = (bar.clone(), ctx.clone());
                 blocking(move || l.put_file(&key, &src, &bar, &ctx)).await
             }
             Store::S3(s) => s.put_file(key, src, size, bar, ctx).await,
@@ -133,11 +133,11 @@ impl Store {
         }))
     }
 
-    pub async fn download(&self, key: &str, out: &Path, bar: &Bar) -> Result<Option<String>> {
+    pub async fn download(&self, key: &str, out: &Path, bar: &Transfer) -> Result<Option<String>> {
         match self {
             Store::Local(l) => {
                 let (l, key, out) = (l.clone(), key.to_string(), out.to_path_buf());
-                let bar = bar.handle();
+                let bar = bar.clone();
                 blocking(move || l.download(&key, &out, &bar)).await
             }
             Store::S3(s) => s.download(key, out, bar).await,

@@ -286,7 +286,7 @@ pub async fn upload(opts: &UploadOptions, ctx: Arc<Ctx>) -> Result<UploadReport>
     let mut report = UploadReport::default();
     for p in plan.iter().filter(|p| p.md5.is_some()) {
         report.skipped += 1;
-        ctx.reporter.line(&format!(
+        ctx.progress.step(&format!(
             "skipped {}: already stored, md5 matches",
             store.location(&p.key)
         ));
@@ -298,9 +298,9 @@ pub async fn upload(opts: &UploadOptions, ctx: Arc<Ctx>) -> Result<UploadReport>
             let store = store.clone();
             let ctx = ctx.clone();
             async move {
-                let bar = ctx.reporter.bar(&p.file, p.size);
+                let bar = ctx.progress.transfer(&p.file, Some(p.size));
                 let md5 = store.put_file(&p.key, &p.src, p.size, &bar, &ctx).await?;
-                bar.done();
+                bar.finish();
                 // A file rewritten while it was read would leave an object
                 // that matches neither version.
                 let now = stat(&p.src)?;
@@ -310,7 +310,7 @@ pub async fn upload(opts: &UploadOptions, ctx: Arc<Ctx>) -> Result<UploadReport>
                         detail: "size or mtime changed".into(),
                     });
                 }
-                ctx.reporter.line(&format!(
+                ctx.progress.step(&format!(
                     "stored {} ({} bytes)",
                     store.location(&p.key),
                     p.size
@@ -347,8 +347,8 @@ pub async fn upload(opts: &UploadOptions, ctx: Arc<Ctx>) -> Result<UploadReport>
         for ptr in Layout::pointers_for(&c.branch) {
             let key = c.layout.pointer(&ptr);
             if store.set_pointer(&key, &stamp_dir).await? {
-                ctx.reporter
-                    .line(&format!("pointed {} at {st}", store.location(&key)));
+                ctx.progress
+                    .step(&format!("pointed {} at {st}", store.location(&key)));
             }
             lines.push(store.location(&key));
         }

@@ -8,7 +8,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use bits_store::{Ctx, Dest, Error, FetchOptions, Reporter, S3Env, UploadOptions, fetch, upload};
+use bits_store::{Ctx, Dest, Error, FetchOptions, S3Env, UploadOptions, fetch, upload};
 use common::{STAMP, make_bits, md5_hex};
 
 fn opts(bits: &Path, dest: &Path, names: &[&str]) -> UploadOptions {
@@ -25,7 +25,11 @@ fn opts(bits: &Path, dest: &Path, names: &[&str]) -> UploadOptions {
 }
 
 fn ctx() -> std::sync::Arc<Ctx> {
-    Ctx::new(std::num::NonZeroUsize::new(4).unwrap(), Reporter::Quiet).unwrap()
+    Ctx::new(
+        std::num::NonZeroUsize::new(4).unwrap(),
+        std::sync::Arc::new(progress::Silent),
+    )
+    .unwrap()
 }
 
 fn rt() -> tokio::runtime::Runtime {

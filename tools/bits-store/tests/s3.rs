@@ -8,7 +8,7 @@ use std::path::Path;
 
 use bits_store::s3::PART_SIZE;
 use bits_store::testing::{Moto, free_port};
-use bits_store::{Ctx, Dest, Error, FetchOptions, Reporter, S3Env, UploadOptions, fetch, upload};
+use bits_store::{Ctx, Dest, Error, FetchOptions, S3Env, UploadOptions, fetch, upload};
 use common::{STAMP, make_bits, md5_hex};
 use futures::TryStreamExt;
 use object_store::path::Path as ObjPath;
@@ -30,7 +30,11 @@ fn opts(moto: &Moto, bits: &Path, dest: &str) -> UploadOptions {
 }
 
 fn ctx() -> std::sync::Arc<Ctx> {
-    Ctx::new(std::num::NonZeroUsize::new(4).unwrap(), Reporter::Quiet).unwrap()
+    Ctx::new(
+        std::num::NonZeroUsize::new(4).unwrap(),
+        std::sync::Arc::new(progress::Silent),
+    )
+    .unwrap()
 }
 
 fn rt() -> tokio::runtime::Runtime {

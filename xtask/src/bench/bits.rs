@@ -103,6 +103,8 @@ pub fn run(args: Args) -> Result<Option<Report>> {
         comp.display()
     );
 
+    // Client and moto share the CPUs: other work shows in the times.
+    print_load("before");
     let last = args.rounds.max(MIN_ROUNDS) - 1;
     let mut stored: [BTreeMap<String, String>; 2] = Default::default();
     // A fresh moto for every upload: moto slows as it fills, and each side
@@ -153,6 +155,8 @@ pub fn run(args: Args) -> Result<Option<Report>> {
         },
     )?;
 
+    print_load("after");
+
     // Ours in the eng layout (<base>/<stamp>/<name>/<file>), aws flat.
     let [ours_all, aws] = stored;
     let marker = format!("/{STAMP}/{NAME}/");
@@ -187,6 +191,15 @@ pub fn run(args: Args) -> Result<Option<Report>> {
         ),
     ];
     Ok(Some(report))
+}
+
+/// The 1/5/15-minute load averages, where the OS has /proc/loadavg.
+fn print_load(when: &str) {
+    if let Ok(l) = std::fs::read_to_string("/proc/loadavg") {
+        let avg: Vec<&str> = l.split_whitespace().take(3).collect();
+        let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+        println!("load average {when}: {} ({cpus} CPUs)", avg.join(" "));
+    }
 }
 
 /// Every object under `prefix` in the bench bucket, read back: key to md5.

@@ -4,10 +4,11 @@
 //! them, and no release build does.
 
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 #[cfg(debug_assertions)]
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
+use buf_pool::BufPool;
 use progress::Progress;
 use tokio::sync::Semaphore;
 
@@ -61,53 +62,6 @@ pub struct Ctx {
     hooks: Hooks,
 }
 
-pub(crate) struct BufPool {
-    free: Mutex<Vec<Vec<u8>>>,
-    keep: usize,
-}
-
-impl BufPool {
-    /// An empty buffer, reused if one is free.
-    pub(crate) fn take(&self, capacity: usize) -> Vec<u8> {
-        let reused = self.free.lock().ok().and_then(|mut f| f.pop());
-        match reused {
-            Some(mut b) => {
-                b.reserve(capacity);
-                b
-            }
-            None => Vec::with_capacity(capacity),
-        }
-    }
-
-    fn give_back(&self, mut buf: Vec<u8>) {
-        buf.clear();
-        if let Ok(mut f) = self.free.lock()
-            && f.len() < self.keep
-        {
-            f.push(buf);
-        }
-    }
-}
-
-/// A filled buffer that returns to its pool once the last `Bytes` made from
-/// it (see `Bytes::from_owner`) is dropped, retries' copies included.
-pub(crate) struct Pooled {
-    pub(crate) buf: Vec<u8>,
-    pub(crate) pool: Arc<BufPool>,
-}
-
-impl AsRef<[u8]> for Pooled {
-    fn as_ref(&self) -> &[u8] {
-        &self.buf
-    }
-}
-
-impl Drop for Pooled {
-    fn drop(&mut self) {
-        self.pool.give_back(std::mem::take(&mut self.buf));
-    }
-}
-
 #[cfg(debug_assertions)]
 struct Hooks {
     pause: Option<PausePoint>,
@@ -122,10 +76,7 @@ impl Ctx {
         Ok(Arc::new(Ctx {
             sem: Arc::new(Semaphore::new(jobs)),
             jobs,
-            bufs: Arc::new(BufPool {
-                free: Mutex::new(Vec::new()),
-                keep: jobs,
-            }),
+            bufs: BufPool::new(jobs),
             progress,
             #[cfg(debug_assertions)]
             hooks: Hooks::from_env()?,

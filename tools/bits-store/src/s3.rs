@@ -27,7 +27,7 @@ use object_store::{
 };
 use tokio::io::AsyncWriteExt;
 
-use crate::ctx::{Ctx, Pooled};
+use crate::ctx::Ctx;
 use crate::error::{Error, Result};
 use crate::hash::Md5;
 use progress::Transfer;
@@ -167,7 +167,7 @@ async fn read_part(
             }
             hash.update(&buf[start..]);
         }
-        Ok((Bytes::from_owner(Pooled { buf, pool }), file, hash))
+        Ok((pool.share(buf), file, hash))
     };
     tokio::task::spawn_blocking(job)
         .await

@@ -22,6 +22,7 @@ use uuid::Uuid;
 use crate::imgapi::{ConnectOptions, Imgapi, READ_TIMEOUT_ENV};
 use crate::target::split_source;
 use crate::{Error, Result};
+use buf_pool::BufPool;
 use progress::{Progress, Silent, Transfer};
 
 pub const DEFAULT_SOURCE: &str = imgapi_api::DEFAULT_UPDATES_URL;
@@ -160,56 +161,6 @@ pub fn verify_file(path: &Path, expected: &ImageFile, progress: &dyn Progress) -
 
 const CHUNK: usize = 1024 * 1024;
 
-/// Chunk buffers that come back once sent, so a long upload neither
-/// allocates nor zero-fills (and page-faults) per chunk. It allocates only
-/// while every buffer is in flight, which the bounded channel caps, so
-/// memory stays flat.
-struct BufferPool {
-    home: std::sync::mpsc::Sender<Vec<u8>>,
-    returned: std::sync::mpsc::Receiver<Vec<u8>>,
-}
-
-impl BufferPool {
-    fn new() -> BufferPool {
-        let (home, returned) = std::sync::mpsc::channel();
-        BufferPool { home, returned }
-    }
-
-    fn take(&self) -> Vec<u8> {
-        self.returned
-            .try_recv()
-            .unwrap_or_else(|_| vec![0u8; CHUNK])
-    }
-
-    /// The first `len` bytes of `buf`, which returns here when dropped.
-    fn share(&self, buf: Vec<u8>, len: usize) -> bytes::Bytes {
-        bytes::Bytes::from_owner(Chunk {
-            buf,
-            len,
-            home: self.home.clone(),
-        })
-    }
-}
-
-struct Chunk {
-    buf: Vec<u8>,
-    len: usize,
-    home: std::sync::mpsc::Sender<Vec<u8>>,
-}
-
-impl AsRef<[u8]> for Chunk {
-    fn as_ref(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-}
-
-impl Drop for Chunk {
-    fn drop(&mut self) {
-        // Fails only once the reader is done: then the buffer is freed.
-        let _ = self.home.send(std::mem::take(&mut self.buf));
-    }
-}
-
 /// Read `f` in chunks, hashing each, and hand them to `emit` (which says
 /// whether to go on). The chunk that completes `expected.size` is held
 /// back until the whole file is known to match, so a consumer never sees
@@ -223,13 +174,16 @@ fn read_verified(
     progress: &Transfer,
     mut emit: impl FnMut(bytes::Bytes) -> bool,
 ) -> Result<()> {
-    let pool = BufferPool::new();
+    // Chunks come back once sent: the channel caps how many are out.
+    let pool = BufPool::new(8);
     let mut hasher = Sha1::new();
     let mut total = 0u64;
     loop {
-        let mut buf = pool.take();
-        let n = read_full(&mut f, &mut buf).map_err(|e| read_error(path, e))?;
-        hasher.update(&buf[..n]);
+        let mut buf = pool.take(CHUNK);
+        let n = std::io::Read::take(&mut f, CHUNK as u64)
+            .read_to_end(&mut buf)
+            .map_err(|e| read_error(path, e))?;
+        hasher.update(&buf);
         total += n as u64;
         progress.inc(n as u64);
         // The file changed under us since its size was checked.
@@ -250,11 +204,11 @@ fn read_verified(
                 return Err(sha1_mismatch(path, &got, expected));
             }
             if n > 0 {
-                emit(pool.share(buf, n));
+                emit(pool.share(buf));
             }
             return Ok(());
         }
-        if !emit(pool.share(buf, n)) {
+        if !emit(pool.share(buf)) {
             return Ok(());
         }
     }

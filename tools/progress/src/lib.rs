@@ -4,6 +4,7 @@
 //! only a command's results.
 
 use std::io::IsTerminal as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,6 +44,9 @@ enum Mode {
     Bars {
         multi: MultiProgress,
         step: ProgressBar,
+        /// The spinner joins the display at the first step, so a command
+        /// that reports nothing draws nothing.
+        shown: Arc<AtomicBool>,
     },
     /// `prefix: message` lines; transfers every 10%.
     Lines,
@@ -58,12 +62,16 @@ impl Reporter {
             Mode::Quiet
         } else if std::io::stderr().is_terminal() {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-            let step = multi.add(ProgressBar::new_spinner());
+            let step = ProgressBar::hidden();
             if let Ok(style) = ProgressStyle::with_template("{spinner} {prefix}: {msg}") {
                 step.set_style(style);
             }
             step.set_prefix(prefix.to_string());
-            Mode::Bars { multi, step }
+            Mode::Bars {
+                multi,
+                step,
+                shown: Arc::new(AtomicBool::new(false)),
+            }
         } else {
             Mode::Lines
         };
@@ -92,9 +100,12 @@ impl Reporter {
 impl Progress for Reporter {
     fn step(&self, msg: &str) {
         match &self.mode {
-            Mode::Bars { step, .. } => {
+            Mode::Bars { multi, step, shown } => {
                 if step.is_finished() {
                     return;
+                }
+                if !shown.swap(true, Ordering::Relaxed) {
+                    multi.add(step.clone());
                 }
                 step.set_message(msg.to_string());
                 step.enable_steady_tick(Duration::from_millis(120));

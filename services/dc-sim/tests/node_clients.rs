@@ -5,9 +5,7 @@
 
 mod common;
 
-use std::io::Write as _;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use common::DcSim;
 
@@ -15,10 +13,7 @@ use common::DcSim;
 fn sdc_clients_read_and_write_every_api() {
     let modules =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../imgapi-server/tests/node/node_modules");
-    assert!(
-        modules.join("sdc-clients").is_dir(),
-        "run `npm ci --prefix services/imgapi-server/tests/node` first (.ci/run does)"
-    );
+    node_check::require(&modules.join(".."), "sdc-clients");
     let sim = DcSim::start();
     let input = serde_json::json!({
         "modules": modules,
@@ -28,27 +23,8 @@ fn sdc_clients_read_and_write_every_api() {
         "papi": sim.url("papi"),
         "cnapi": sim.url("cnapi"),
     });
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/node/sdc_clients.js");
-    let mut child = Command::new("node")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node (Node.js) must be installed");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "node sdc_clients.js: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let node = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/node");
+    let got = node_check::run(&node.join("sdc_clients.js"), &node, &input);
     eprintln!("{got}");
     assert_eq!(got["apps"], serde_json::json!(["sdc"]));
     // Created with accept-version ~2: the answer carries `type`.

@@ -4,9 +4,8 @@
 //! does against sdc-imgapi. Needs `npm ci` in tests/node (`.ci/run` does it).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::{Value, json};
 use sha1::Digest as _;
@@ -20,32 +19,8 @@ fn node_dir() -> PathBuf {
 /// Run tests/node/client.js with `input` on stdin; its JSON answer.
 fn run_client(input: &Value) -> Value {
     let dir = node_dir();
-    assert!(
-        dir.join("node_modules/sdc-clients").is_dir(),
-        "run `npm ci --prefix {}` first (.ci/run does)",
-        dir.display()
-    );
-    let mut child = Command::new("node")
-        .arg(dir.join("client.js"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node (Node.js) must be installed");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "node client.js: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("node output: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+    node_check::require(&dir, "sdc-clients");
+    node_check::run(&dir.join("client.js"), &dir, input)
 }
 
 /// An image file compressed by the real tool for `compression`, and its

@@ -5,9 +5,7 @@
 //! here. Needs `npm ci` in tests/node (`.ci/run` does it).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use chrono::Utc;
 use http_signature::testing::{Agent, KeyPair, KeyType, ssh_keygen};
@@ -20,32 +18,8 @@ fn node_dir() -> PathBuf {
 
 fn run_node(input: &Value) -> Value {
     let dir = node_dir();
-    assert!(
-        dir.join("node_modules/http-signature").is_dir(),
-        "the reference implementation is not installed: run `npm ci --prefix {}`",
-        dir.display()
-    );
-    let mut child = Command::new("node")
-        .arg("crosscheck.js")
-        .current_dir(&dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node (Node.js) must be installed");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "node: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    node_check::require(&dir, "http-signature");
+    node_check::run(Path::new("crosscheck.js"), &dir, input)
 }
 
 fn request(name: &str, signer: &Signer, key: &KeyPair) -> Value {

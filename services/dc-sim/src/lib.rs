@@ -28,7 +28,6 @@ use std::time::Duration;
 use dropshot::{ApiDescription, ConfigDropshot, RequestContext};
 use restify_error::RestError;
 use restify_error::RestServer;
-use slog::Drain as _;
 use tokio::sync::{Mutex, watch};
 
 use crate::faults::Faults;
@@ -231,17 +230,7 @@ impl DcSim {
 
 /// A logger writing bunyan JSON lines to stderr, like Triton's services.
 pub fn logger(level: slog::Level) -> slog::Logger {
-    // Whole lines reach stderr in one write; a failing stderr must not
-    // take the simulator down, so write errors are dropped.
-    let drain = slog_bunyan::with_name(LOG_NAME, std::io::LineWriter::new(std::io::stderr()))
-        .build()
-        .filter_level(level)
-        .ignore_res();
-    let drain = slog_async::Async::new(drain)
-        .chan_size(1024)
-        .build()
-        .ignore_res();
-    slog::Logger::root(drain, slog::o!())
+    bunyan_log::stderr_logger(LOG_NAME, level)
 }
 
 fn port(opts: &Options, offset: u16) -> Result<SocketAddr, StartError> {

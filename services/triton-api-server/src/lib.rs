@@ -8,7 +8,6 @@ use std::sync::{Arc, RwLock};
 use dropshot::{
     ConfigDropshot, HttpError, HttpResponseOk, HttpServer, RequestContext, ServerBuilder,
 };
-use slog::Drain as _;
 use triton_api::{PingResponse, TritonApi};
 
 pub use config::{Config, ConfigError};
@@ -62,50 +61,7 @@ pub fn make_logger(level: &str) -> Result<slog::Logger, StartError> {
         .find(|(name, _)| *name == level)
         .map(|&(_, level)| level)
         .ok_or_else(|| StartError::Logger(level.to_string()))?;
-    // Whole lines reach stderr in one write; a failing stderr must not take
-    // the service down, so write errors are dropped.
-    let drain = bunyan_drain(std::io::LineWriter::new(std::io::stderr()))
-        .filter_level(level)
-        .ignore_res();
-    // The async drain keeps stderr writes off the executor threads; dropping
-    // the last logger clone flushes it.
-    let drain = slog_async::Async::new(drain)
-        .chan_size(1024)
-        .build()
-        .ignore_res();
-    Ok(slog::Logger::root(drain, slog::o!()))
-}
-
-/// A drain that formats records as bunyan JSON objects, one per line, with
-/// the core fields node-bunyan writes: `v`, `level` (number), `name`,
-/// `hostname`, `pid`, `time` (ISO 8601 UTC, milliseconds) and `msg`.
-pub fn bunyan_drain<W: std::io::Write>(io: W) -> slog_json::Json<W> {
-    slog_json::Json::new(io)
-        .add_key_value(slog::o!(
-            "name" => LOG_NAME,
-            "hostname" => hostname::get()
-                .map_or_else(|_| "unknown".to_string(), |h| h.to_string_lossy().into_owned()),
-            "pid" => std::process::id(),
-            "level" => slog::FnValue(|r: &slog::Record<'_>| bunyan_level(r.level())),
-            "time" => slog::FnValue(|_: &slog::Record<'_>| {
-                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-            }),
-            "v" => 0u8,
-            "msg" => slog::PushFnValue(|r: &slog::Record<'_>, ser| ser.emit(r.msg())),
-        ))
-        .build()
-}
-
-/// node-bunyan's level numbers.
-pub fn bunyan_level(level: slog::Level) -> u8 {
-    match level {
-        slog::Level::Trace => 10,
-        slog::Level::Debug => 20,
-        slog::Level::Info => 30,
-        slog::Level::Warning => 40,
-        slog::Level::Error => 50,
-        slog::Level::Critical => 60,
-    }
+    Ok(bunyan_log::stderr_logger(LOG_NAME, level))
 }
 
 pub fn start(

@@ -167,11 +167,16 @@ impl GzipHashWriter {
             .ok_or_else(|| io::Error::other("gzip stream already finished"))?;
         let block = std::mem::replace(&mut self.buf, Vec::with_capacity(BLOCK_SIZE));
         if running.jobs.send((self.seq, block)).is_err() {
-            // Every worker is gone: the writer failed. finish() says why.
-            return Err(io::Error::other(format!(
-                "writing {} failed",
-                self.dest.display()
-            )));
+            // Every worker is gone because the writer failed: its error
+            // (a full disk, say) is the cause the caller must see.
+            let running = self
+                .running
+                .take()
+                .ok_or_else(|| io::Error::other("gzip stream already finished"))?;
+            return Err(match join(running) {
+                Err(e) => e,
+                Ok(_) => io::Error::other("the gzip workers stopped early"),
+            });
         }
         self.seq += 1;
         Ok(())
@@ -385,6 +390,17 @@ mod tests {
         for i in [3, 0, 5, 1, 1, 4, 2, 0] {
             assert!(one(&mut reused, blocks[i]) == fresh[i], "block {i}");
         }
+    }
+
+    /// A failed write names the OS error (once), from whichever call
+    /// notices it first: a full disk must not read as "writing failed".
+    #[test]
+    fn a_full_disk_names_its_cause() {
+        let data = mixed_input(40 * BLOCK_SIZE);
+        let err = gzip_stream(&data[..], Path::new("/dev/full"), DEFAULT_LEVEL).unwrap_err();
+        let line = error_line::one_line(&err);
+        assert!(line.starts_with("writing /dev/full: "), "{line}");
+        assert_eq!(line.matches("No space left on device").count(), 1, "{line}");
     }
 
     /// A multi-member file must read whole in Node's zlib, which is what

@@ -1,14 +1,19 @@
 //! `cargo xtask image ...`: clap glue over `zone_image`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use progress::{Progress as _, Reporter};
+use uuid::Uuid;
 use zone_image::binaries::CargoOptions;
 use zone_image::build::{BuildOptions, build, check};
 use zone_image::definition;
+use zone_image::origin::{FetchOrigin, Origins};
 use zone_image::zfs_image::ZfsOptions;
+
+use crate::forward;
 
 #[derive(Subcommand)]
 pub enum ImageCmd {
@@ -22,8 +27,13 @@ pub enum ImageCmd {
     /// Build an image: binaries, proto, package tarball, ZFS image + manifest
     /// (a tool: installer + manifest).
     Build(BuildArgs),
-    /// Publish a built image to an updates server (IMGAPI).
-    Publish(crate::publish::Args),
+    /// Publish a built image to an updates server (IMGAPI; xtask-ship).
+    #[command(disable_help_flag = true)]
+    Publish(forward::Args),
+    /// Download an origin image and its origins into the pool (xtask-ship;
+    /// what `build` has done when an origin is not at hand).
+    #[command(disable_help_flag = true)]
+    FetchOrigin(forward::Args),
 }
 
 #[derive(clap::Args)]
@@ -74,7 +84,7 @@ pub struct BuildArgs {
 }
 
 pub fn run(cmd: ImageCmd) -> Result<()> {
-    let root = crate::workspace_root();
+    let root = xtask_launch::workspace_root();
     match cmd {
         ImageCmd::List => {
             for name in definition::list_images(&root)? {
@@ -94,7 +104,10 @@ pub fn run(cmd: ImageCmd) -> Result<()> {
             Ok(())
         }
         ImageCmd::Build(args) => run_build(root, args),
-        ImageCmd::Publish(args) => crate::publish::run(args),
+        // main() hands these to their tool before getting here.
+        ImageCmd::Publish(_) | ImageCmd::FetchOrigin(_) => {
+            anyhow::bail!("this command belongs to xtask-ship: run it as `cargo xtask image ...`")
+        }
     }
 }
 
@@ -114,6 +127,7 @@ fn run_build(root: PathBuf, args: BuildArgs) -> Result<()> {
             origin_source: args.source,
             channel: args.origin_channel,
             skip_pkgsrc: args.skip_pkgsrc,
+            fetch: Some(Arc::new(ShipFetch { quiet: args.quiet })),
         },
         force: args.force,
         branch: args.branch,
@@ -172,4 +186,53 @@ fn run_build(root: PathBuf, args: BuildArgs) -> Result<()> {
     }
     println!("stamp: {}", report.stamp);
     Ok(())
+}
+
+/// Origins to download go to `cargo xtask image fetch-origin` (xtask-ship,
+/// built on first use), which has the HTTPS client this binary leaves out.
+#[derive(Debug)]
+struct ShipFetch {
+    quiet: bool,
+}
+
+impl FetchOrigin for ShipFetch {
+    fn fetch_origin(&self, uuid: Uuid, o: &Origins<'_>) -> zone_image::Result<()> {
+        let mut cmd = xtask_launch::cargo_xtask();
+        cmd.args([
+            "image",
+            "fetch-origin",
+            &uuid.to_string(),
+            "--zpool",
+            o.pool,
+        ]);
+        if let Some(dir) = o.dir {
+            cmd.arg("--origin-dir").arg(dir);
+        }
+        cmd.args(["--source", o.source.unwrap_or("")]);
+        if let Some(c) = o.channel {
+            cmd.args(["--origin-channel", c]);
+        }
+        if self.quiet {
+            cmd.arg("--quiet");
+        }
+        o.progress.step(&format!(
+            "origin {uuid}: handing the download to xtask-ship"
+        ));
+        let mut status = None;
+        // Its progress and errors go straight to the terminal.
+        o.progress.suspend(&mut || status = Some(cmd.status()));
+        match status {
+            Some(Ok(s)) if s.success() => Ok(()),
+            Some(Ok(s)) => Err(zone_image::Error::Command(format!(
+                "origin {uuid}: `cargo xtask image fetch-origin` failed ({s}; its error is above)"
+            ))),
+            Some(Err(e)) => Err(zone_image::Error::Io {
+                context: "running cargo xtask image fetch-origin".into(),
+                source: e,
+            }),
+            None => Err(zone_image::Error::Command(format!(
+                "origin {uuid}: the download was never started"
+            ))),
+        }
+    }
 }

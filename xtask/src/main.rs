@@ -1,14 +1,15 @@
-//! `cargo xtask`: thin glue over the pipeline crates in `tools/`.
+//! `cargo xtask`: list, check and build images, as thin glue over
+//! `zone_image`. Commands that need HTTPS, S3 or the API servers belong to
+//! other tools (`xtask_launch::tool_for`); the launcher runs those directly,
+//! and this binary hands them over when run by itself.
 
-mod bench;
-mod bits;
+mod forward;
 mod image;
-mod openapi;
-mod publish;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use xtask_launch::{EXIT_INPUT, EXIT_INTERRUPTED};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Build and ship Triton zone images")]
@@ -19,66 +20,41 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Zone images: list, check, build.
+    /// Zone images: list, check, build, publish.
     #[command(subcommand)]
     Image(image::ImageCmd),
-    /// OpenAPI documents generated from the API traits.
-    #[command(subcommand)]
-    Openapi(openapi::OpenapiCmd),
-    /// Bits storage: upload and fetch build artifacts.
-    #[command(subcommand)]
-    Bits(bits::BitsCmd),
-    /// Benchmarks against the eng shell pipelines.
-    #[command(subcommand)]
-    Bench(bench::BenchCmd),
+    /// OpenAPI documents generated from the API traits (xtask-openapi).
+    #[command(disable_help_flag = true)]
+    Openapi(forward::Args),
+    /// Bits storage: upload and fetch build artifacts (xtask-ship).
+    #[command(disable_help_flag = true)]
+    Bits(forward::Args),
+    /// Benchmarks against the eng shell pipelines (xtask-bench).
+    #[command(disable_help_flag = true)]
+    Bench(forward::Args),
 }
-
-/// Exit status for bad input (definitions, flags, files), as opposed to 1
-/// for failures of the machine or a remote system.
-const EXIT_INPUT: u8 = 2;
-/// As a shell reports a command stopped by SIGINT.
-const EXIT_INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Image(image::ImageCmd::Publish(_) | image::ImageCmd::FetchOrigin(_))
+        | Command::Openapi(_)
+        | Command::Bits(_)
+        | Command::Bench(_) => return forward::run(),
         Command::Image(cmd) => image::run(cmd),
-        Command::Openapi(cmd) => openapi::run(cmd),
-        Command::Bits(cmd) => bits::run(cmd),
-        Command::Bench(cmd) => bench::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            let pipeline = e
+            match e
                 .chain()
-                .find_map(|c| c.downcast_ref::<zone_image::Error>());
-            match pipeline {
+                .find_map(|c| c.downcast_ref::<zone_image::Error>())
+            {
                 Some(zone_image::Error::Interrupted) => ExitCode::from(EXIT_INTERRUPTED),
                 Some(p) if p.is_input() => ExitCode::from(EXIT_INPUT),
-                _ if e.chain().any(|c| {
-                    c.downcast_ref::<bits_store::Error>()
-                        .is_some_and(|b| b.is_input())
-                        || c.downcast_ref::<http_signature::Error>().is_some()
-                }) =>
-                {
-                    ExitCode::from(EXIT_INPUT)
-                }
                 _ => ExitCode::from(1),
             }
         }
     }
-}
-
-/// The workspace root: `XTASK_WORKSPACE` if set (tests point it at a
-/// scratch workspace), else the one xtask lives in.
-fn workspace_root() -> std::path::PathBuf {
-    if let Some(dir) = std::env::var_os("XTASK_WORKSPACE") {
-        return dir.into();
-    }
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(|p| p.to_path_buf())
-        .unwrap_or_else(|| std::path::PathBuf::from("."))
 }

@@ -867,3 +867,22 @@ fn sigint_during_the_tarball_leaves_nothing_behind() {
         .collect();
     assert!(scratch.is_empty(), "scratch left behind: {scratch:?}");
 }
+
+/// `image build --help` names the variables it reads and calls the
+/// origin's channel by its own name.
+#[test]
+fn build_help_names_its_variables() {
+    let o = Command::new(XTASK)
+        .args(["image", "build", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{help}");
+    assert!(help.contains("ZONE_IMAGE_ZPOOL"), "{help}");
+    assert!(help.contains("[env: BRANCH="), "{help}");
+    assert!(
+        help.contains("--origin-channel") && help.contains("--source"),
+        "{help}"
+    );
+    assert!(!help.contains("--channel "), "{help}");
+}

@@ -4,9 +4,12 @@
 //! imgadm would.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
 
+#[path = "../../tools/zone-image/tests/common/loopback_http.rs"]
+mod loopback_http;
 #[path = "../../tools/zone-image/tests/common/zfs_fixture.rs"]
 mod zfs_fixture;
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;
@@ -248,4 +251,46 @@ fn sigint_in_the_zfs_stage_and_bad_pools() {
         last.starts_with("error: ") && last.contains("--zpool") && last.contains("zinosuchpool"),
         "{err}"
     );
+}
+
+/// xtask links no HTTPS client: an origin neither in the pool nor in
+/// --origin-dir is downloaded by `cargo xtask image fetch-origin`
+/// (xtask-ship, which the launcher builds when first asked), and the build
+/// goes on with it.
+#[test]
+fn origins_to_download_are_handed_to_xtask_ship() {
+    let _serial = zfs_fixture::serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let chain = make_chain(&tmp.path().join("origins"));
+    let mut routes = HashMap::new();
+    for img in [&chain.base, &chain.origin] {
+        routes.insert(
+            format!("/images/{}", img.uuid),
+            loopback_http::Reply::Json(fs::read_to_string(&img.manifest).unwrap()),
+        );
+        routes.insert(
+            format!("/images/{}/file", img.uuid),
+            loopback_http::Reply::File(img.file.clone()),
+        );
+    }
+    let server = loopback_http::serve(routes);
+    let empty = tmp.path().join("no-origins");
+    fs::create_dir(&empty).unwrap();
+    let pool = TestPool::new("xf");
+    let bits = tmp.path().join("bits");
+
+    let out = xtask_build(&pool, &empty, &bits)
+        .args(["--source", &server.url, "--origin-channel", "dev"])
+        .output()
+        .unwrap();
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("handing the download to xtask-ship"), "{log}");
+    assert_eq!(find(&bits.join("triton-api"), ".zfs.gz").len(), 1, "{log}");
+    assert_eq!(pool.list(), origins_only(&pool, &chain.base.uuid), "{log}");
+    let seen = server.seen.lock().unwrap().clone();
+    for img in [&chain.base, &chain.origin] {
+        let file = format!("/images/{}/file?channel=dev", img.uuid);
+        assert!(seen.contains(&file), "{seen:?}");
+    }
 }

@@ -96,6 +96,13 @@ fn xtask(ws: &Path, args: &[&str]) -> Command {
     c
 }
 
+/// A command xtask hands to xtask-ship.
+fn ship(ws: &Path, args: &[&str]) -> Command {
+    let mut c = xtask(ws, args);
+    c.env_remove("CARGO_TARGET_DIR");
+    c
+}
+
 fn workspace(dir: &Path) -> PathBuf {
     let ws = dir.join("ws");
     write(
@@ -183,9 +190,11 @@ async fn a_tool_builds_installs_uploads_and_publishes() {
             .unwrap();
     assert!(completions.contains("complete -W"), "{completions}");
 
-    // Bits, in the eng layout.
+    // Bits, in the eng layout. xtask hands bits and publish to xtask-ship
+    // through `cargo xtask`, which builds it with the tools' own target dir
+    // (the scratch one is for the image's binaries).
     let store = tmp.path().join("store");
-    let o = xtask(
+    let o = ship(
         &ws,
         &["bits", "upload", "demo-tool", "--allow-dev", "--dest"],
     )
@@ -210,7 +219,7 @@ async fn a_tool_builds_installs_uploads_and_publishes() {
     .unwrap();
     let url = format!("http://{}", server.local_addr());
     let publish = |extra: &'static [&'static str]| {
-        let mut c = tokio::process::Command::from(xtask(
+        let mut c = tokio::process::Command::from(ship(
             &ws,
             &["image", "publish", "demo-tool", "--url", &url],
         ));

@@ -18,6 +18,11 @@ pub trait Progress: Send + Sync {
     fn warn(&self, msg: &str);
     /// A transfer of `total` bytes (`None`: unknown) begins.
     fn transfer(&self, label: &str, total: Option<u64>) -> Transfer;
+    /// Run `f` with the display out of the way, for a child process that
+    /// writes to the terminal itself.
+    fn suspend(&self, f: &mut dyn FnMut()) {
+        f()
+    }
 }
 
 /// Reports nothing: for tests and callers that show their own.
@@ -112,6 +117,13 @@ impl Progress for Reporter {
             }
             Mode::Lines => eprintln!("{}: {msg}", self.prefix),
             Mode::Quiet => {}
+        }
+    }
+
+    fn suspend(&self, f: &mut dyn FnMut()) {
+        match &self.mode {
+            Mode::Bars { multi, .. } => multi.suspend(f),
+            Mode::Lines | Mode::Quiet => f(),
         }
     }
 

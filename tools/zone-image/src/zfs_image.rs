@@ -50,6 +50,9 @@ pub struct ZfsOptions {
     pub channel: Option<String>,
     /// `--skip-pkgsrc`: build without installing pkgsrc packages (dev image).
     pub skip_pkgsrc: bool,
+    /// Downloads origins from the source through this instead of our own
+    /// client (see [`origin::FetchOrigin`]).
+    pub fetch: Option<std::sync::Arc<dyn origin::FetchOrigin>>,
 }
 
 /// Why leaving out pkgsrc packages makes this a dev image, when it does.
@@ -172,6 +175,7 @@ pub fn build(input: &ZfsInput<'_>) -> Result<Option<ZfsOutputs>> {
             Some(s) => Some(s),
         },
         channel: input.opts.channel.as_deref(),
+        fetch: input.opts.fetch.as_deref(),
         progress: input.progress,
     };
     let origin = step(input.progress, "origin", || origins.ensure(origin_uuid))?;

@@ -45,6 +45,7 @@ fn ensure(pool: &str, source: &str) -> zone_image::Result<zone_image::manifest::
         dir: None,
         source: Some(source),
         channel: None,
+        fetch: None,
         progress: &progress::Reporter::lines("zone-image"),
     }
     .ensure(TRITON_ORIGIN.parse().unwrap())

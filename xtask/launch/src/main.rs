@@ -1,10 +1,11 @@
 //! `cargo xtask` starts here. The alias builds only this small crate, so
-//! the user sees something within a second; it then builds xtask with
-//! cargo's own progress on stderr and execs it with the arguments as given.
+//! the user sees something within a second; it then builds the tool that
+//! owns the command ([`xtask_launch::tool_for`]) with cargo's own progress
+//! on stderr and execs it with the arguments as given.
 //!
 //! Two reasons this is not one binary:
-//! - Building xtask compiles the whole pipeline (hundreds of crates, minutes
-//!   on a small machine); behind `cargo run --quiet` that looked like a hang.
+//! - Building a tool compiles its part of the pipeline (minutes on a small
+//!   machine); behind `cargo run --quiet` that looked like a hang.
 //! - `SOURCE_DATE_EPOCH` is an input of every cc-built `-sys` crate's build
 //!   script. The inner cargo runs without it, so setting it to stamp a
 //!   tarball never rebuilds the tree; xtask still receives it.
@@ -28,31 +29,31 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<ExitCode, String> {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .ok_or("the launcher is not inside the workspace it was built from")?;
+    let workspace = xtask_launch::tool_workspace();
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let tool = xtask_launch::tool_for(&args);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let exe = build(workspace, &cargo)?;
+    let exe = build(workspace, &cargo, tool)?;
     let mut cmd = Command::new(&exe);
-    cmd.args(std::env::args_os().skip(1));
+    cmd.args(args);
     exec(cmd, &exe)
 }
 
-/// Build xtask and return its executable, named by cargo's own messages
+/// Build `tool` and return its executable, named by cargo's own messages
 /// (so `CARGO_TARGET_DIR` and `build.target-dir` are honoured).
-fn build(workspace: &Path, cargo: &std::ffi::OsStr) -> Result<PathBuf, String> {
+fn build(workspace: &Path, cargo: &std::ffi::OsStr, tool: &str) -> Result<PathBuf, String> {
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("target"));
-    let first_run = !target_dir.join("debug/xtask").exists();
-    if first_run {
-        eprintln!(
-            "cargo xtask: first run: compiling the pipeline (a few hundred crates; \
-             about 15 minutes on 2 cores); cargo's progress follows"
-        );
+    if !target_dir.join("debug").join(tool).exists() {
+        let what = if tool == "xtask" {
+            "the image pipeline (about 150 crates; a few minutes on 2 cores)"
+        } else {
+            "it (a few hundred crates, HTTPS and S3 included; up to 15 minutes on 2 cores)"
+        };
+        eprintln!("cargo xtask: first run of {tool}: compiling {what}; cargo's progress follows");
     }
-    let mut cmd = build_command(workspace, cargo);
+    let mut cmd = build_command(workspace, cargo, tool);
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("running {}: {e}", Path::new(cargo).display()))?;
@@ -60,7 +61,7 @@ fn build(workspace: &Path, cargo: &std::ffi::OsStr) -> Result<PathBuf, String> {
     if let Some(out) = child.stdout.take() {
         for line in BufReader::new(out).lines() {
             let line = line.map_err(|e| format!("reading cargo's output: {e}"))?;
-            if let Some(path) = xtask_executable(&line) {
+            if let Some(path) = executable_of(tool, &line) {
                 exe = Some(path);
             }
         }
@@ -69,23 +70,17 @@ fn build(workspace: &Path, cargo: &std::ffi::OsStr) -> Result<PathBuf, String> {
         .wait()
         .map_err(|e| format!("waiting for cargo build: {e}"))?;
     if !status.success() {
-        return Err(format!("building xtask failed ({status})"));
+        return Err(format!("building {tool} failed ({status})"));
     }
-    exe.ok_or_else(|| "cargo built xtask but named no executable for it".to_string())
+    exe.ok_or_else(|| format!("cargo built {tool} but named no executable for it"))
 }
 
-/// `cargo build` of xtask, without the variables only xtask reads.
-fn build_command(workspace: &Path, cargo: &std::ffi::OsStr) -> Command {
+/// `cargo build` of `tool`, without the variables only the tools read.
+fn build_command(workspace: &Path, cargo: &std::ffi::OsStr, tool: &str) -> Command {
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace)
-        .args([
-            "build",
-            "--package",
-            "xtask",
-            "--bin",
-            "xtask",
-            "--message-format=json-render-diagnostics",
-        ])
+        .args(["build", "--package", tool, "--bin", tool])
+        .arg("--message-format=json-render-diagnostics")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     for var in RUNTIME_ONLY {
@@ -94,10 +89,10 @@ fn build_command(workspace: &Path, cargo: &std::ffi::OsStr) -> Command {
     cmd
 }
 
-/// The executable path in a `compiler-artifact` message for xtask's binary.
-fn xtask_executable(line: &str) -> Option<PathBuf> {
+/// The executable path in a `compiler-artifact` message for `tool`'s binary.
+fn executable_of(tool: &str, line: &str) -> Option<PathBuf> {
     let msg: serde_json::Value = serde_json::from_str(line).ok()?;
-    if msg["reason"] != "compiler-artifact" || msg["target"]["name"] != "xtask" {
+    if msg["reason"] != "compiler-artifact" || msg["target"]["name"] != tool {
         return None;
     }
     msg["executable"].as_str().map(PathBuf::from)
@@ -126,22 +121,23 @@ mod tests {
 
     #[test]
     fn inner_cargo_does_not_see_source_date_epoch() {
-        let cmd = build_command(Path::new("/w"), "cargo".as_ref());
+        let cmd = build_command(Path::new("/w"), "cargo".as_ref(), "xtask");
         let removed: Vec<_> = cmd.get_envs().filter(|(_, v)| v.is_none()).collect();
         assert_eq!(removed, vec![("SOURCE_DATE_EPOCH".as_ref(), None)]);
     }
 
     #[test]
-    fn finds_only_xtasks_binary() {
+    fn finds_only_the_tools_binary() {
         let ours = r#"{"reason":"compiler-artifact","target":{"name":"xtask","kind":["bin"]},"executable":"/t/debug/xtask","fresh":true}"#;
         let lib = r#"{"reason":"compiler-artifact","target":{"name":"zone_image","kind":["lib"]},"executable":null,"fresh":true}"#;
         let done = r#"{"reason":"build-finished","success":true}"#;
         assert_eq!(
-            xtask_executable(ours),
+            executable_of("xtask", ours),
             Some(PathBuf::from("/t/debug/xtask"))
         );
-        assert_eq!(xtask_executable(lib), None);
-        assert_eq!(xtask_executable(done), None);
-        assert_eq!(xtask_executable("not json"), None);
+        assert_eq!(executable_of("xtask-ship", ours), None);
+        assert_eq!(executable_of("xtask", lib), None);
+        assert_eq!(executable_of("xtask", done), None);
+        assert_eq!(executable_of("xtask", "not json"), None);
     }
 }

@@ -127,7 +127,7 @@ pub fn run(args: Args) -> Result<()> {
     let bits = args
         .bits_dir
         .clone()
-        .unwrap_or_else(|| crate::workspace_root().join("bits"));
+        .unwrap_or_else(|| xtask_launch::workspace_root().join("bits"));
     let p = locate(&bits, &args.name)?;
     if p.dev_build && !args.allow_dev {
         let (file, key) = if p.stamp.dev {

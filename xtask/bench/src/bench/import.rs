@@ -59,7 +59,7 @@ impl Drop for ServerProcess {
 }
 
 pub fn run(args: Args) -> Result<Option<Report>> {
-    let root = crate::workspace_root();
+    let root = xtask_launch::workspace_root();
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));

@@ -55,7 +55,7 @@ async fn publish(dir: &Path, url: &str, extra: &[&str]) -> Output {
 /// `publish` with only the key settings in `env` (the caller's own
 /// UPDATES_IMGADM_* and ssh-agent are not inherited).
 async fn publish_env(dir: &Path, url: &str, extra: &[&str], env: &[(&str, &str)]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_xtask-ship"))
         .args(["image", "publish", "demo", "--url", url, "--bits-dir"])
         .arg(dir.join("bits"))
         .args(extra)
@@ -150,7 +150,7 @@ async fn eng_variables_pick_server_and_channel() {
     .unwrap();
     let url = format!("http://{}", server.local_addr());
     let run = |dir: &Path, env: &[(&str, &str)]| {
-        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_xtask"));
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_xtask-ship"));
         c.args(["image", "publish", "demo", "--bits-dir"])
             .arg(dir.join("bits"))
             .env_remove("UPDATES_IMGADM_IDENTITY")

@@ -1,13 +1,40 @@
 //! `cargo xtask openapi generate|check`: the checked-in OpenAPI documents
-//! under `openapi/` must match what the API traits generate.
+//! under `openapi/` must match what the API traits generate. A tool of its
+//! own because it links every API crate and Dropshot.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use clap::Subcommand;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "OpenAPI documents of the API traits")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
 #[derive(Subcommand)]
-pub enum OpenapiCmd {
+enum Command {
+    /// OpenAPI documents generated from the API traits.
+    #[command(subcommand)]
+    Openapi(OpenapiCmd),
+}
+
+fn main() -> ExitCode {
+    let Command::Openapi(cmd) = Cli::parse().command;
+    match run(cmd) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum OpenapiCmd {
     /// Rewrite the checked-in documents from their API traits.
     Generate {
         /// Only these documents (file names under `openapi/`); all when none.
@@ -169,10 +196,10 @@ pub(crate) fn finish(mut out: Vec<u8>) -> Result<String> {
 }
 
 fn dir() -> PathBuf {
-    crate::workspace_root().join("openapi")
+    xtask_launch::workspace_root().join("openapi")
 }
 
-pub fn run(cmd: OpenapiCmd) -> Result<()> {
+fn run(cmd: OpenapiCmd) -> Result<()> {
     let dir = dir();
     if let OpenapiCmd::Generate { files } = &cmd
         && let Some(unknown) = files.iter().find(|f| !apis().iter().any(|a| a.file == *f))

@@ -83,7 +83,9 @@ fn dest(arg: &Option<String>) -> Result<Dest> {
     match arg {
         Some(d) => Ok(Dest::parse(d)?),
         None => Ok(Dest::Local(
-            crate::workspace_root().join("target").join("bits-store"),
+            xtask_launch::workspace_root()
+                .join("target")
+                .join("bits-store"),
         )),
     }
 }
@@ -100,7 +102,7 @@ pub fn run(cmd: BitsCmd) -> Result<()> {
         BitsCmd::Upload(a) => {
             let bits_dir = a
                 .bits_dir
-                .unwrap_or_else(|| crate::workspace_root().join("bits"));
+                .unwrap_or_else(|| xtask_launch::workspace_root().join("bits"));
             let names = if a.all {
                 bits_store::list_components(&bits_dir)?
             } else {

@@ -84,7 +84,7 @@ fn all(args: AllArgs) -> Result<()> {
         }
         println!();
     }
-    let dir = crate::workspace_root().join("target/bench");
+    let dir = xtask_launch::workspace_root().join("target/bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join("summary.json");
     let summary = json!({
@@ -475,7 +475,7 @@ pub fn scratch_dir(
     }
     let tmp = tempfile::Builder::new()
         .prefix(prefix)
-        .tempdir_in(crate::workspace_root().join("target"))
+        .tempdir_in(xtask_launch::workspace_root().join("target"))
         .context("creating a temp dir under target/")?;
     let path = tmp.path().to_path_buf();
     Ok((Some(tmp), path))

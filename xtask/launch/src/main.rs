@@ -47,7 +47,7 @@ fn build(workspace: &Path, cargo: &std::ffi::OsStr, tool: &str) -> Result<PathBu
         .unwrap_or_else(|| workspace.join("target"));
     if !target_dir.join("debug").join(tool).exists() {
         let what = if tool == "xtask" {
-            "the image pipeline (about 150 crates; a few minutes on 2 cores)"
+            "the image pipeline (about 100 crates; two minutes on 2 cores)"
         } else {
             "it (a few hundred crates, HTTPS and S3 included; up to 15 minutes on 2 cores)"
         };

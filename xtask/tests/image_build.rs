@@ -159,12 +159,16 @@ impl Fixture {
         let mut cmd = Command::new(XTASK);
         cmd.args(args)
             .env("XTASK_WORKSPACE", &self.ws)
-            // Its own target dir: no wait on the outer cargo's lock.
-            .env("CARGO_TARGET_DIR", self.ws.join("target"))
             .env_remove("TIMESTAMP")
             .env_remove("SOURCE_DATE_EPOCH")
             .env_remove("BRANCH")
             .env_remove("ZONE_IMAGE_ZPOOL");
+        if xtask_launch::tool_for(args) == "xtask" {
+            // The image's binaries get their own target dir: no wait on
+            // the outer cargo's lock. A command xtask hands to another tool
+            // builds that tool where the tools live.
+            cmd.env("CARGO_TARGET_DIR", self.ws.join("target"));
+        }
         for (k, v) in envs {
             cmd.env(k, v);
         }

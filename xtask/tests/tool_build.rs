@@ -85,21 +85,18 @@ fn xtask(ws: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(XTASK);
     c.args(args)
         .env("XTASK_WORKSPACE", ws)
-        // Its own target dir: no wait on the outer cargo's lock.
-        .env("CARGO_TARGET_DIR", ws.join("target"))
         .env("TIMESTAMP", "20261126T091302Z")
         .env_remove("SOURCE_DATE_EPOCH")
         .env_remove("BRANCH")
         .env_remove("UPDATES_IMGADM_IDENTITY")
         .env_remove("UPDATES_IMGADM_USER")
         .env_remove("SSH_AUTH_SOCK");
-    c
-}
-
-/// A command xtask hands to xtask-ship.
-fn ship(ws: &Path, args: &[&str]) -> Command {
-    let mut c = xtask(ws, args);
-    c.env_remove("CARGO_TARGET_DIR");
+    if xtask_launch::tool_for(args) == "xtask" {
+        // The image's binaries get their own target dir: no wait on the
+        // outer cargo's lock. Bits and publish go to xtask-ship, which is
+        // built where the tools live.
+        c.env("CARGO_TARGET_DIR", ws.join("target"));
+    }
     c
 }
 
@@ -190,11 +187,9 @@ async fn a_tool_builds_installs_uploads_and_publishes() {
             .unwrap();
     assert!(completions.contains("complete -W"), "{completions}");
 
-    // Bits, in the eng layout. xtask hands bits and publish to xtask-ship
-    // through `cargo xtask`, which builds it with the tools' own target dir
-    // (the scratch one is for the image's binaries).
+    // Bits, in the eng layout.
     let store = tmp.path().join("store");
-    let o = ship(
+    let o = xtask(
         &ws,
         &["bits", "upload", "demo-tool", "--allow-dev", "--dest"],
     )
@@ -219,7 +214,7 @@ async fn a_tool_builds_installs_uploads_and_publishes() {
     .unwrap();
     let url = format!("http://{}", server.local_addr());
     let publish = |extra: &'static [&'static str]| {
-        let mut c = tokio::process::Command::from(ship(
+        let mut c = tokio::process::Command::from(xtask(
             &ws,
             &["image", "publish", "demo-tool", "--url", &url],
         ));

@@ -144,22 +144,14 @@ pub fn update_channel(
 /// Describe a failed call: `<API> <Call> at <url>: <cause>`. The status is
 /// kept so a 404 can be told from everything else.
 pub fn api_error(api: Api, op: &str, url: &str, e: ClientError<RestError>) -> Error {
-    let status = e.status().map(|s| s.as_u16());
-    let detail = match &e {
-        ClientError::ErrorResponse(rv) => format!("{}: {}", rv.status(), **rv),
-        ClientError::CommunicationError(re) | ClientError::ResponseBodyError(re) => {
-            error_line::one_line(re)
-        }
-        ClientError::InvalidResponsePayload(bytes, err) => format!(
-            "the answer is not a {} response ({err}): {:?}",
-            api.label(),
-            String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
-        ),
-        other => other.to_string(),
+    let hints = client_error::Hints {
+        timeout: "no answer within the timeout",
+        tls: "TLS: the server's certificate is not trusted by this machine",
     };
+    let f = client_error::describe(&e, api.label(), None, hints);
     Error::Api {
-        message: format!("{} {op} at {url}: {detail}", api.label()),
-        status,
+        message: format!("{} {op} at {url}: {}", api.label(), f.detail),
+        status: f.status,
     }
 }
 

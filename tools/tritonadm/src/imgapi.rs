@@ -47,78 +47,17 @@ pub struct Imgapi {
 }
 
 /// Describe a failed call: which operation, which server, and what came
-/// back (status and restify code/message, or the transport's own chain of
-/// causes: connection refused, TLS verification, ...).
+/// back (see [`client_error::describe`]).
 fn api_error(
     op: &str,
     url: &str,
     last_status: Option<u16>,
     e: imgapi_client::Error<ImgapiError>,
 ) -> Error {
-    use imgapi_client::Error as E2;
-    let status = e.status().map(|s| s.as_u16()).or(match &e {
-        E2::InvalidResponsePayload(..) => last_status,
-        _ => None,
-    });
-    let detail = match &e {
-        E2::ErrorResponse(rv) => format!("{}: {}", rv.status(), **rv),
-        E2::CommunicationError(re) | E2::ResponseBodyError(re) | E2::InvalidUpgrade(re) => {
-            let chain = error_line::one_line(re);
-            if re.is_timeout() {
-                format!("{chain} ({})", stalled_hint())
-            } else if chain.contains("certificate") || chain.contains("InvalidCertificate") {
-                format!(
-                    "{chain} (TLS: the server's certificate is not trusted by this \
-                     machine; --insecure skips verification)"
-                )
-            } else {
-                chain
-            }
-        }
-        E2::InvalidResponsePayload(bytes, err) => format!(
-            "{}the answer is not an IMGAPI response ({err}): {:?}",
-            status.map(|s| format!("{s}: ")).unwrap_or_default(),
-            String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
-        ),
-        E2::UnexpectedResponse(r) => format!("unexpected response {}", r.status()),
-        E2::InvalidRequest(m) => format!("invalid request: {m}"),
-        E2::Custom(m) => m.clone(),
-    };
+    let f = client_error::describe(&e, "IMGAPI", last_status, hints(&stalled_hint()));
     Error::Api {
-        message: format!("{op} at {url}: {detail}"),
-        status,
-    }
-}
-
-/// GetImageFile's error bodies come back as a byte stream (its success
-/// body is one); read the restify error out of it like any other call's.
-async fn typed_file_error(
-    e: imgapi_client::Error<progenitor_client::ByteStream>,
-) -> imgapi_client::Error<ImgapiError> {
-    use futures::TryStreamExt as _;
-    use imgapi_client::Error as E;
-    match e {
-        E::ErrorResponse(rv) => {
-            let (status, headers) = (rv.status(), rv.headers().clone());
-            let chunks: Vec<bytes::Bytes> = match rv.into_inner().into_inner().try_collect().await {
-                Ok(c) => c,
-                Err(re) => return E::ResponseBodyError(re),
-            };
-            let body = chunks.concat();
-            match serde_json::from_slice::<ImgapiError>(&body) {
-                Ok(err) => {
-                    E::ErrorResponse(progenitor_client::ResponseValue::new(err, status, headers))
-                }
-                Err(je) => E::InvalidResponsePayload(body.into(), je),
-            }
-        }
-        E::InvalidRequest(m) => E::InvalidRequest(m),
-        E::CommunicationError(re) => E::CommunicationError(re),
-        E::InvalidUpgrade(re) => E::InvalidUpgrade(re),
-        E::ResponseBodyError(re) => E::ResponseBodyError(re),
-        E::InvalidResponsePayload(b, je) => E::InvalidResponsePayload(b, je),
-        E::UnexpectedResponse(r) => E::UnexpectedResponse(r),
-        E::Custom(m) => E::Custom(m),
+        message: format!("{op} at {url}: {}", f.detail),
+        status: f.status,
     }
 }
 
@@ -154,22 +93,15 @@ fn verify_md5(
                 }
                 Some((Ok(chunk), Some(st)))
             }
-            Some(Err(e)) => {
-                let hint = if e.is_timeout() {
-                    format!(" ({})", stalled_hint())
-                } else {
-                    String::new()
-                };
-                Some((
-                    Err(Error::Other(format!(
-                        "{}: the download broke off after {} bytes: {}{hint}",
-                        st.op,
-                        st.received,
-                        error_line::one_line(&e)
-                    ))),
-                    None,
-                ))
-            }
+            Some(Err(e)) => Some((
+                Err(Error::Other(format!(
+                    "{}: the download broke off after {} bytes: {}",
+                    st.op,
+                    st.received,
+                    client_error::transport(&e, hints(&stalled_hint()))
+                ))),
+                None,
+            )),
             None => {
                 let (md5, want) = st.check?;
                 let got = md5.finish();
@@ -189,6 +121,18 @@ fn verify_md5(
     })
     .boxed()
 }
+
+/// What tritonadm adds to a timeout or an untrusted certificate.
+fn hints(stalled: &str) -> client_error::Hints<'_> {
+    client_error::Hints {
+        timeout: stalled,
+        tls: "TLS: the server's certificate is not trusted by this machine; \
+              --insecure skips verification",
+    }
+}
+
+/// Enough of an error answer to a download for the API's error in it.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
 fn stalled_hint() -> String {
     format!("no data within the read timeout: the peer stalled; {READ_TIMEOUT_ENV} sets the limit")
@@ -421,7 +365,8 @@ impl Imgapi {
         let rv = match req.send().await {
             Ok(rv) => rv,
             Err(e) => {
-                return Err(self.error(&format!("GetImageFile {uuid}"), typed_file_error(e).await));
+                let e = client_error::typed_error(e, ERROR_BODY_LIMIT).await;
+                return Err(self.error(&format!("GetImageFile {uuid}"), e));
             }
         };
         let expected = rv

@@ -60,25 +60,18 @@ pub(super) fn retrying<T>(
     }
 }
 
-/// What to add to a transfer error: that it was a timeout, or that TLS
-/// did not trust the server.
-fn transfer_hint(e: &reqwest::Error, chain: &str) -> String {
-    if e.is_timeout() {
-        format!(
-            " (no data within the read timeout: the server stalled; {READ_TIMEOUT_ENV} sets the limit)"
-        )
-    } else if chain.contains("certificate") {
-        " (TLS: this machine does not trust the server's certificate)".to_string()
-    } else {
-        String::new()
+/// What this tool adds to a timeout or an untrusted certificate.
+fn hints(stalled: &str) -> client_error::Hints<'_> {
+    client_error::Hints {
+        timeout: stalled,
+        tls: "TLS: this machine does not trust the server's certificate",
     }
 }
 
-/// A transfer that failed, saying why.
-fn transfer(what: &str, e: &reqwest::Error) -> Failed {
-    let chain = error_line::one_line(e);
-    let hint = transfer_hint(e, &chain);
-    Failed::Transfer(Error::Command(format!("{what}: {chain}{hint}")))
+fn stalled() -> String {
+    format!(
+        "no data within the read timeout: the server stalled; {READ_TIMEOUT_ENV} sets the limit"
+    )
 }
 
 /// An IMGAPI source, spoken to through imgapi-client. This pipeline is
@@ -144,7 +137,6 @@ impl Remote {
             Ok(rv) => Manifest::new(source, rv.into_inner())
                 .map(Some)
                 .map_err(Failed::Final),
-            Err(e) if self.status(&e) == Some(404) => Ok(None),
             // A whole answer that is not a manifest: say which key is wrong.
             Err(imgapi_client::Error::InvalidResponsePayload(body, _))
                 if self.auth.last_status().is_some_and(|s| s < 300) =>
@@ -155,62 +147,28 @@ impl Remote {
                     Ok(_) => Error::Command(format!("{op}: the answer could not be read")),
                 }))
             }
-            Err(e) => Err(self.failed(&op, e, |rv| rv.into_inner().to_string())),
+            Err(e) => match self.failed(&op, &e) {
+                (Some(404), _) => Ok(None),
+                (_, failed) => Err(failed),
+            },
         }
     }
 
-    /// The HTTP status behind `e`, also when its body was not JSON.
-    fn status<E>(&self, e: &imgapi_client::Error<E>) -> Option<u16> {
-        match e {
-            imgapi_client::Error::InvalidResponsePayload(..) => self.auth.last_status(),
-            e => e.status().map(|s| s.as_u16()),
-        }
-    }
-
-    /// One line saying which request failed and why; only a transfer that
-    /// broke off is worth another try. `answer` describes an error answer.
-    fn failed<E>(
+    /// One line saying which request failed and why, and its status; only
+    /// a transfer that broke off is worth another try.
+    fn failed<E: std::fmt::Display>(
         &self,
         op: &str,
-        e: imgapi_client::Error<E>,
-        answer: impl FnOnce(imgapi_client::ResponseValue<E>) -> String,
-    ) -> Failed {
-        use imgapi_client::Error as E;
-        let detail = match e {
-            E::CommunicationError(re) | E::ResponseBodyError(re) | E::InvalidUpgrade(re) => {
-                return transfer(op, &re);
-            }
-            E::ErrorResponse(rv) => format!("HTTP {}: {}", rv.status(), answer(rv)),
-            E::InvalidResponsePayload(body, err) => format!(
-                "{}the answer is not an IMGAPI response ({err}): {}",
-                self.auth
-                    .last_status()
-                    .map(|s| format!("HTTP {s}: "))
-                    .unwrap_or_default(),
-                snippet(&String::from_utf8_lossy(&body))
-            ),
-            E::UnexpectedResponse(r) => format!("unexpected HTTP {}", r.status()),
-            E::InvalidRequest(m) | E::Custom(m) => m,
+        e: &imgapi_client::Error<E>,
+    ) -> (Option<u16>, Failed) {
+        let f = client_error::describe(e, "IMGAPI", self.auth.last_status(), hints(&stalled()));
+        let err = Error::Command(format!("{op}: {}", f.detail));
+        let failed = if f.transfer {
+            Failed::Transfer(err)
+        } else {
+            Failed::Final(err)
         };
-        Failed::Final(Error::Command(format!("{op}: {detail}")))
-    }
-
-    /// GetImageFile's error answers are byte streams: the restify error in
-    /// one, or the start of whatever came.
-    fn file_answer(&self, rv: imgapi_client::ResponseValue<imgapi_client::ByteStream>) -> String {
-        let mut stream = rv.into_inner().into_inner();
-        let mut body = Vec::new();
-        // An error body is small; a cut one still shows its start.
-        while body.len() < 4096 {
-            match self.runtime.block_on(stream.next()) {
-                Some(Ok(chunk)) => body.extend_from_slice(&chunk),
-                Some(Err(_)) | None => break,
-            }
-        }
-        match serde_json::from_slice::<ImgapiError>(&body) {
-            Ok(err) => err.to_string(),
-            Err(_) => snippet(&String::from_utf8_lossy(&body)),
-        }
+        (f.status, failed)
     }
 }
 
@@ -228,10 +186,13 @@ pub(super) fn download(
     if let Some(c) = &remote.channel {
         req = req.channel(c.clone());
     }
-    let rv = remote
-        .runtime
-        .block_on(req.send())
-        .map_err(|e| remote.failed(&op, e, |rv| remote.file_answer(rv)))?;
+    let rv = remote.runtime.block_on(req.send()).map_err(|e| {
+        // The error answer arrives as a byte stream, like the file.
+        let e = remote
+            .runtime
+            .block_on(client_error::typed_error::<ImgapiError>(e, 64 * 1024));
+        remote.failed(&op, &e).1
+    })?;
     // IMGAPI sends it on every GetImageFile; a plain file server may not.
     let content_md5 = match rv.headers().get(imgapi_api::CONTENT_MD5) {
         Some(v) => Some(v.to_str().map(str::to_string).map_err(|_| {
@@ -257,7 +218,10 @@ pub(super) fn download(
             None => break,
             Some(Ok(chunk)) => chunk,
             Some(Err(e)) => {
-                return Err(transfer(&format!("{op}: broke off after {size} bytes"), &e));
+                let why = client_error::transport(&e, hints(&stalled()));
+                return Err(Failed::Transfer(Error::Command(format!(
+                    "{op}: broke off after {size} bytes: {why}"
+                ))));
             }
         };
         size += chunk.len() as u64;
@@ -304,10 +268,6 @@ pub(super) fn download(
         ))));
     }
     Ok(tmp)
-}
-
-fn snippet(body: &str) -> String {
-    crate::util::snippet(body, 200)
 }
 
 #[cfg(test)]
@@ -420,12 +380,12 @@ mod tests {
             (
                 503,
                 restify("ServiceUnavailable"),
-                "HTTP 503 Service Unavailable: ServiceUnavailable",
+                "503 Service Unavailable: ServiceUnavailable",
             ),
             (
                 502,
                 b"<html>bad gateway</html>".to_vec(),
-                "HTTP 502: the answer is not an IMGAPI response",
+                "502: the answer is not an IMGAPI response",
             ),
         ] {
             let url = serve_status(status, body, ctype());
@@ -458,9 +418,7 @@ mod tests {
             .to_string();
         assert_eq!(
             msg,
-            format!(
-                "GetImageFile {uuid} at {url}: HTTP 500 Internal Server Error: InternalError: m"
-            )
+            format!("GetImageFile {uuid} at {url}: 500 Internal Server Error: InternalError: m")
         );
     }
 }

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result, bail};
 use bits_store::testing::Moto;
 
-use super::{MIN_ROUNDS, Report, Target, measure, mib, on_path, rounds, scratch_dir, self_command};
+use super::{MIN_ROUNDS, Report, Target, build_tools, measure, mib, on_path, rounds, scratch_dir};
 
 const STAMP: &str = "master-20261126T031500Z-gbe4c000";
 const NAME: &str = "bench";
@@ -79,6 +79,9 @@ pub fn run(args: Args) -> Result<Option<Report>> {
     if !on_path("aws") {
         bail!("aws is not installed (python3 -m pip install awscli)");
     }
+    // What `cargo xtask bits upload` runs, run directly: cargo's own
+    // start-up is not part of the upload.
+    let ship = build_tools(false, &["xtask-ship"])?.join("xtask-ship");
     let (_tmp, dir) = scratch_dir("bench-bits-", args.dir.as_deref())?;
     let bits = dir.join("bits");
     let comp = bits.join(NAME);
@@ -111,7 +114,7 @@ pub fn run(args: Args) -> Result<Option<Report>> {
     // should meet the same server.
     let series = rounds(
         args.rounds,
-        &["ours (xtask bits upload)", "aws s3 cp --recursive"],
+        &["ours (xtask-ship bits upload)", "aws s3 cp --recursive"],
         |side, round| {
             let moto = Moto::start()?;
             moto.create_bucket(BUCKET)?;
@@ -121,7 +124,7 @@ pub fn run(args: Args) -> Result<Option<Report>> {
             env.push(("AWS_DEFAULT_REGION".into(), "us-east-1".into()));
             let m = if side == 0 {
                 measure(
-                    self_command()?
+                    Command::new(&ship)
                         .args([
                             "bits",
                             "upload",

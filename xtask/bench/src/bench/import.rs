@@ -13,7 +13,8 @@ use anyhow::{Context, Result, bail};
 use sha1::Digest as _;
 
 use super::{
-    MIN_ROUNDS, Report, Target, measure, measure_shell, mib, on_path, rounds, sha1_of, shell_quote,
+    MIN_ROUNDS, Report, Target, build_tools, measure, measure_shell, mib, on_path, rounds, sha1_of,
+    shell_quote, tools_bin_dir,
 };
 
 #[derive(clap::Args)]
@@ -59,32 +60,20 @@ impl Drop for ServerProcess {
 }
 
 pub fn run(args: Args) -> Result<Option<Report>> {
-    let root = xtask_launch::workspace_root();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
     if !on_path("curl") {
         bail!("curl is not installed (apt-get install curl)");
     }
-    if !args.no_build {
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args([
-                "build",
-                "--release",
-                "-p",
-                "tritonadm",
-                "-p",
-                "imgapi-server",
-            ])
-            .current_dir(&root)
-            .status()
-            .context("running cargo build")?;
-        if !status.success() {
-            bail!("cargo build --release -p tritonadm -p imgapi-server failed");
-        }
-    }
-    let tritonadm = target.join("release/tritonadm");
-    let server_bin = target.join("release/imgapi-server");
+    let bin = if args.no_build {
+        tools_bin_dir(true)
+    } else {
+        build_tools(true, &["tritonadm", "imgapi-server"])?
+    };
+    let target = bin
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| bin.clone());
+    let tritonadm = bin.join("tritonadm");
+    let server_bin = bin.join("imgapi-server");
     for b in [&tritonadm, &server_bin] {
         if !b.exists() {
             bail!("{}: not built (drop --no-build)", b.display());

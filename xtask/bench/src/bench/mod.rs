@@ -408,6 +408,34 @@ pub fn measure_shell(script: &str) -> Result<Measured> {
     })
 }
 
+/// `cargo build` of `packages` in the tools' workspace (`--release` or
+/// the dev profile `cargo xtask` itself uses); the directory their
+/// binaries land in.
+pub fn build_tools(release: bool, packages: &[&str]) -> Result<std::path::PathBuf> {
+    let root = xtask_launch::tool_workspace();
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.arg("build").current_dir(root);
+    if release {
+        cmd.arg("--release");
+    }
+    for p in packages {
+        cmd.args(["-p", p]);
+    }
+    let status = cmd.status().context("running cargo build")?;
+    if !status.success() {
+        bail!("cargo build of {} failed", packages.join(", "));
+    }
+    Ok(tools_bin_dir(release))
+}
+
+/// Where the tools' `release` or dev binaries are.
+pub fn tools_bin_dir(release: bool) -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| xtask_launch::tool_workspace().join("target"));
+    target.join(if release { "release" } else { "debug" })
+}
+
 /// The current executable with a worker flag, for the "ours" side.
 pub fn self_command() -> Result<Command> {
     let exe = std::env::current_exe().context("locating the xtask binary")?;

@@ -183,7 +183,6 @@ impl Origins<'_> {
             if let Some(manifest) = remote::retrying(self.progress, || remote.get_image(uuid))? {
                 return Ok(Some(Found::Remote { manifest, remote }));
             }
-            return Err(self.not_found(uuid));
         }
         Ok(None)
     }

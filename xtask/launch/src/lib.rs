@@ -7,7 +7,7 @@
 //! origin downloads), `xtask-openapi` and `xtask-bench` are built the first
 //! time one of their commands is run.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -46,11 +46,23 @@ pub fn workspace_root() -> PathBuf {
     }
 }
 
+/// The cargo that started us (`CARGO`), else the one on `PATH`.
+pub fn cargo() -> OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+/// The tools' target dir: `CARGO_TARGET_DIR`, else `<workspace>/target`
+/// (what the tools' own builds use).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tool_workspace().join("target"))
+}
+
 /// `cargo xtask`, run in the tools' workspace: how a tool hands a command
 /// to the tool that owns it (the launcher builds that one if needed).
 pub fn cargo_xtask() -> Command {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
+    let mut cmd = Command::new(cargo());
     cmd.current_dir(tool_workspace()).arg("xtask");
     cmd
 }

@@ -32,8 +32,7 @@ fn run() -> Result<ExitCode, String> {
     let workspace = xtask_launch::tool_workspace();
     let args: Vec<_> = std::env::args_os().skip(1).collect();
     let tool = xtask_launch::tool_for(&args);
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let exe = build(workspace, &cargo, tool)?;
+    let exe = build(workspace, &xtask_launch::cargo(), tool)?;
     let mut cmd = Command::new(&exe);
     cmd.args(args);
     exec(cmd, &exe)
@@ -42,10 +41,7 @@ fn run() -> Result<ExitCode, String> {
 /// Build `tool` and return its executable, named by cargo's own messages
 /// (so `CARGO_TARGET_DIR` and `build.target-dir` are honoured).
 fn build(workspace: &Path, cargo: &std::ffi::OsStr, tool: &str) -> Result<PathBuf, String> {
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace.join("target"));
-    if !target_dir.join("debug").join(tool).exists() {
+    if !xtask_launch::target_dir().join("debug").join(tool).exists() {
         let what = if tool == "xtask" {
             "the image pipeline (about 100 crates; two minutes on 2 cores)"
         } else {

@@ -35,6 +35,16 @@ pub struct StoreArgs {
     pub quiet: bool,
 }
 
+impl StoreArgs {
+    /// Transfers in flight and progress, as the flags say.
+    fn ctx(&self) -> bits_store::Result<std::sync::Arc<Ctx>> {
+        Ctx::new(
+            self.jobs,
+            std::sync::Arc::new(Reporter::new("bits", self.quiet)),
+        )
+    }
+}
+
 #[derive(clap::Args)]
 pub struct UploadArgs {
     /// Components (subdirectories of the bits dir).
@@ -108,6 +118,7 @@ pub fn run(cmd: BitsCmd) -> Result<()> {
             } else {
                 a.names
             };
+            let ctx = a.store.ctx()?;
             let opts = UploadOptions {
                 bits_dir,
                 names,
@@ -118,10 +129,6 @@ pub fn run(cmd: BitsCmd) -> Result<()> {
                 allow_dev: a.allow_dev,
                 s3_env: S3Env::process(),
             };
-            let ctx = Ctx::new(
-                a.store.jobs,
-                std::sync::Arc::new(Reporter::new("bits", a.store.quiet)),
-            )?;
             let report = runtime()?.block_on(bits_store::upload(&opts, ctx))?;
             for (name, stamp, at) in &report.stamps {
                 println!("{name} {stamp}: {at}");
@@ -135,6 +142,7 @@ pub fn run(cmd: BitsCmd) -> Result<()> {
             Ok(())
         }
         BitsCmd::Fetch(a) => {
+            let ctx = a.store.ctx()?;
             let opts = FetchOptions {
                 dest: dest(&a.store.dest)?,
                 prefix: a.store.prefix,
@@ -144,10 +152,6 @@ pub fn run(cmd: BitsCmd) -> Result<()> {
                 out: a.out,
                 s3_env: S3Env::process(),
             };
-            let ctx = Ctx::new(
-                a.store.jobs,
-                std::sync::Arc::new(Reporter::new("bits", a.store.quiet)),
-            )?;
             let report = runtime()?.block_on(bits_store::fetch(&opts, ctx))?;
             println!(
                 "fetched {} {}: {} file(s) verified",

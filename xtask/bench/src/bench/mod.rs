@@ -413,7 +413,7 @@ pub fn measure_shell(script: &str) -> Result<Measured> {
 /// binaries land in.
 pub fn build_tools(release: bool, packages: &[&str]) -> Result<std::path::PathBuf> {
     let root = xtask_launch::tool_workspace();
-    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    let mut cmd = Command::new(xtask_launch::cargo());
     cmd.arg("build").current_dir(root);
     if release {
         cmd.arg("--release");
@@ -430,10 +430,7 @@ pub fn build_tools(release: bool, packages: &[&str]) -> Result<std::path::PathBu
 
 /// Where the tools' `release` or dev binaries are.
 pub fn tools_bin_dir(release: bool) -> std::path::PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| xtask_launch::tool_workspace().join("target"));
-    target.join(if release { "release" } else { "debug" })
+    xtask_launch::target_dir().join(if release { "release" } else { "debug" })
 }
 
 /// The current executable with a worker flag, for the "ours" side.

@@ -53,6 +53,11 @@ pub struct Ctx {
     /// parallelism and memory (permits x part size).
     pub(crate) sem: Arc<Semaphore>,
     pub(crate) jobs: usize,
+    /// One file at a time reads (and hashes) its data; the next starts as
+    /// soon as the last byte is read, so a multipart object's completion,
+    /// which the server may take seconds over, overlaps the next file's
+    /// transfer. Fair, so files start in the order they ask.
+    pub(crate) read_turn: Arc<Semaphore>,
     /// Part buffers back from finished requests, reused: no fresh pages to
     /// fault in per part, and memory stays at `jobs` buffers.
     pub(crate) bufs: Arc<BufPool>,
@@ -76,6 +81,7 @@ impl Ctx {
         Ok(Arc::new(Ctx {
             sem: Arc::new(Semaphore::new(jobs)),
             jobs,
+            read_turn: Arc::new(Semaphore::new(1)),
             bufs: BufPool::new(jobs),
             progress,
             #[cfg(debug_assertions)]

@@ -10,6 +10,7 @@ mod fetch;
 mod hash;
 pub mod layout;
 mod local;
+mod multipart;
 pub mod s3;
 mod store;
 pub mod testing;

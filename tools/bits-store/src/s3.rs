@@ -1,15 +1,19 @@
 //! S3-compatible object storage through `object_store` (signing, retries
-//! with backoff on 5xx/429/timeouts/connection errors, multipart).
+//! with backoff on 5xx/429/timeouts/connection errors), but for multipart
+//! uploads, which `multipart` sends with CRC32 part checksums.
 //!
-//! The md5 of an object: each file is read once, hashed as it is sent, so
-//! a multipart object's md5 is known only after its parts are out, too late
-//! for metadata (set when the upload starts), and its ETag is not an md5.
-//! So the md5 of a stored object is, in order: its `x-amz-meta-md5` (every
-//! single-PUT object we write has one), else the line for it in the stamp's
-//! md5sums.txt (written after every file is stored and verified), else the
-//! md5 of its bytes, streamed back (an upload killed before md5sums.txt, or
-//! an object another tool wrote: slow, but never wrong). ETags are never
-//! taken for md5s: SSE-KMS and multipart make them something else.
+//! The md5 of an object: a single-PUT file is hashed as it is read and
+//! sent, and carries its md5 as `x-amz-meta-md5`. A multipart file's md5
+//! comes from a second, low-priority read (see
+//! `hash::reread_in_background`) whose per-part CRC32s must equal those
+//! the parts were sent with; it is known only after the upload started,
+//! too late for metadata, and a multipart ETag is not an md5. So the md5
+//! of a stored object is, in order: its `x-amz-meta-md5`, else the line
+//! for it in the stamp's md5sums.txt (written after every file is stored
+//! and verified), else the md5 of its bytes, streamed back (an upload
+//! killed before md5sums.txt, or an object another tool wrote: slow, but
+//! never wrong). ETags are never taken for md5s: SSE-KMS and multipart
+//! make them something else.
 
 use std::fs::File;
 use std::io::Read;
@@ -19,17 +23,21 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
+use http::Method;
 use object_store::aws::{AmazonS3, AmazonS3Builder, Checksum};
+use object_store::client::{HttpConnector as _, ReqwestConnector};
 use object_store::path::Path as ObjPath;
+use object_store::signer::Signer as _;
 use object_store::{
     Attribute, Attributes, BackoffConfig, ClientOptions, GetOptions, ObjectStore, ObjectStoreExt,
-    PutMultipartOptions, PutOptions, PutPayload, RetryConfig,
+    PutOptions, PutPayload, RetryConfig,
 };
 use tokio::io::AsyncWriteExt;
 
 use crate::ctx::Ctx;
 use crate::error::{Error, Result};
 use crate::hash::Md5;
+use crate::multipart;
 use progress::Transfer;
 
 /// Part size for multipart uploads; files up to this size go in one PUT.
@@ -43,6 +51,7 @@ const MD5_META: &str = "md5";
 #[derive(Debug)]
 pub struct S3Store {
     s3: Arc<AmazonS3>,
+    multipart: Arc<multipart::Client>,
     bucket: String,
     prefix: String,
     endpoint: String,
@@ -87,7 +96,12 @@ impl S3Env {
 /// One line from an object_store error: the whole source chain, with an
 /// S3 XML error body reduced to its Code and Message.
 pub(crate) fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut msg = error_line::one_line(e);
+    reduce(error_line::one_line(e))
+}
+
+/// A message with an S3 XML error body in it, reduced to its Code and
+/// Message, on one line of at most 400 characters.
+pub(crate) fn reduce(mut msg: String) -> String {
     if let Some(i) = msg.find("<?xml").or_else(|| msg.find("<Error>")) {
         let tag = |t: &str| {
             let open = format!("<{t}>");
@@ -137,16 +151,25 @@ fn attributes(key: &str, md5: Option<&str>) -> Attributes {
     a
 }
 
+/// Up to `limit` bytes of a file, their CRC32, and the file's md5 so far
+/// if one is kept.
+struct PartRead {
+    data: Bytes,
+    crc32: u32,
+    file: File,
+    hash: Option<Md5>,
+}
+
 /// Read up to `limit` bytes of `file` (`src`, opened if None) into a
 /// pooled buffer on the blocking pool, hashing each chunk as it lands: the
 /// one pass over the data. A short part means the end of the file.
 async fn read_part(
     src: &Path,
     file: Option<File>,
-    mut hash: Md5,
+    mut hash: Option<Md5>,
     limit: usize,
     ctx: &Ctx,
-) -> Result<(Bytes, File, Md5)> {
+) -> Result<PartRead> {
     let path = src.to_path_buf();
     let pool = ctx.bufs.clone();
     let job = move || {
@@ -156,6 +179,7 @@ async fn read_part(
         };
         // read_to_end fills spare capacity without zeroing it first.
         let mut buf = pool.take(limit);
+        let mut crc = crc32fast::Hasher::new();
         while buf.len() < limit {
             let start = buf.len();
             let step = (limit - start).min(crate::hash::CHUNK) as u64;
@@ -165,13 +189,35 @@ async fn read_part(
             if n == 0 {
                 break;
             }
-            hash.update(&buf[start..]);
+            if let Some(h) = &mut hash {
+                h.update(&buf[start..]);
+            }
+            crc.update(&buf[start..]);
         }
-        Ok((pool.share(buf), file, hash))
+        Ok(PartRead {
+            data: pool.share(buf),
+            crc32: crc.finalize(),
+            file,
+            hash,
+        })
     };
     tokio::task::spawn_blocking(job)
         .await
         .map_err(|e| Error::io(src, std::io::Error::other(e)))?
+}
+
+/// Retries with backoff on 5xx, 429, timeouts and connection errors, for
+/// object_store's requests and our multipart ones alike.
+fn retry_config() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(8),
+            base: 2.0,
+        },
+        max_retries: 5,
+        retry_timeout: Duration::from_secs(120),
+    }
 }
 
 impl S3Store {
@@ -202,34 +248,26 @@ impl S3Store {
             .get("AWS_REGION")
             .or_else(|| env.get("AWS_DEFAULT_REGION"))
             .unwrap_or_else(|| "us-east-1".into());
-        // A SHA-256 checksum per part: object_store reuses the digest it
-        // signs the payload with, so it costs nothing more here, and the
-        // store checks every part. Without one, S3 (and moto) build a
-        // full-object CRC64NVME at completion; moto does that by copying
-        // the whole object again (measured: +2.5 s of server CPU per GiB).
+        // object_store's PUTs (files up to one part, md5sums.txt,
+        // pointers) carry a SHA-256 checksum: it reuses the digest it
+        // signs the payload with, so it costs nothing more, and the store
+        // checks the bytes against it.
         let mut b = AmazonS3Builder::new().with_checksum_algorithm(Checksum::SHA256);
         for (k, v) in &env.0 {
             if let Ok(key) = k.to_ascii_lowercase().parse() {
                 b = b.with_config(key, v);
             }
         }
+        // Asking for http:// in the endpoint is consent enough.
+        let client_options = ClientOptions::new()
+            .with_connect_timeout(Duration::from_secs(10))
+            .with_timeout(Duration::from_secs(300))
+            .with_allow_http(endpoint.as_ref().is_some_and(|e| e.starts_with("http://")));
         let mut b = b
             .with_bucket_name(bucket)
             .with_region(&region)
-            .with_retry(RetryConfig {
-                backoff: BackoffConfig {
-                    init_backoff: Duration::from_millis(200),
-                    max_backoff: Duration::from_secs(8),
-                    base: 2.0,
-                },
-                max_retries: 5,
-                retry_timeout: Duration::from_secs(120),
-            })
-            .with_client_options(
-                ClientOptions::new()
-                    .with_connect_timeout(Duration::from_secs(10))
-                    .with_timeout(Duration::from_secs(300)),
-            );
+            .with_retry(retry_config())
+            .with_client_options(client_options.clone());
         let shown = match &endpoint {
             Some(ep) => {
                 if !(ep.starts_with("http://") || ep.starts_with("https://")) {
@@ -240,20 +278,27 @@ impl S3Store {
                         ),
                     });
                 }
-                // Asking for http:// in the endpoint is consent enough.
-                b = b
-                    .with_endpoint(ep)
-                    .with_allow_http(ep.starts_with("http://"));
+                b = b.with_endpoint(ep);
                 ep.clone()
             }
             None => format!("https://s3.{region}.amazonaws.com"),
         };
-        let s3 = b.build().map_err(|e| Error::BadDest {
+        let bad = |e: object_store::Error| Error::BadDest {
             dest: dest.clone(),
             expected: one_line(&e),
-        })?;
+        };
+        let s3 = b.build().map_err(bad)?;
+        let multipart = multipart::Client {
+            http: ReqwestConnector::default()
+                .connect(&client_options)
+                .map_err(bad)?,
+            creds: s3.credentials().clone(),
+            region,
+            retry: retry_config(),
+        };
         let store = S3Store {
             s3: Arc::new(s3),
+            multipart: Arc::new(multipart),
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
             endpoint: shown,
@@ -298,9 +343,13 @@ impl S3Store {
     }
 
     fn err(&self, key: &str, e: object_store::Error) -> Error {
+        self.remote(key, one_line(&e))
+    }
+
+    fn remote(&self, key: &str, message: String) -> Error {
         Error::Remote {
             object: self.location(key),
-            message: one_line(&e),
+            message,
         }
     }
 
@@ -367,11 +416,19 @@ impl S3Store {
         ctx: &Ctx,
     ) -> Result<String> {
         let path = self.path(key);
+        let turn = ctx
+            .read_turn
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| self.remote(key, "upload cancelled".into()))?;
         let md5 = if size <= PART_SIZE as u64 {
             // Take the permit before reading: it bounds buffered bytes too.
             let permit = ctx.sem.acquire().await;
-            let (data, _, h) = read_part(src, None, Md5::new(), size as usize, ctx).await?;
-            let md5 = h.hex();
+            let PartRead { data, hash, .. } =
+                read_part(src, None, Some(Md5::new()), size as usize, ctx).await?;
+            drop(turn);
+            let md5 = hash.unwrap_or_default().hex();
             let opts = PutOptions {
                 attributes: attributes(key, Some(&md5)),
                 ..Default::default()
@@ -386,27 +443,45 @@ impl S3Store {
             ctx.chunk_written();
             md5
         } else {
-            let opts = PutMultipartOptions {
-                attributes: attributes(key, None),
-                ..Default::default()
-            };
-            let mut up = self
+            // object_store's own URL for the object (path or virtual-hosted
+            // style, as configured), without the signature's query.
+            let mut url = self
                 .s3
-                .put_multipart_opts(&path, opts)
+                .signed_url(Method::PUT, &path, Duration::from_secs(60))
                 .await
                 .map_err(|e| self.err(key, e))?;
-            match self.send_parts(key, src, &mut *up, bar, ctx).await {
-                Ok(md5) => {
-                    up.complete().await.map_err(|e| self.err(key, e))?;
-                    md5
+            url.set_query(None);
+            let up = multipart::Upload::create(
+                self.multipart.clone(),
+                url.to_string(),
+                content_type(key),
+            )
+            .await
+            .map_err(|m| self.remote(key, m))?;
+            let reread = crate::hash::reread_in_background(src.to_path_buf(), PART_SIZE);
+            let sent = match self.send_parts(key, src, &up, turn, bar, ctx).await {
+                Ok(parts) => {
+                    let crcs = parts.iter().map(|p| p.crc).collect::<Vec<_>>();
+                    up.complete(parts).await.map_err(|m| self.remote(key, m))?;
+                    crcs
                 }
                 Err(e) => {
-                    // Best effort: parts left behind cost storage, not
-                    // correctness (an unfinished upload is invisible).
-                    let _ = up.abort().await;
+                    up.abort().await;
                     return Err(e);
                 }
+            };
+            let again = reread
+                .await
+                .map_err(|_| Error::io(src, std::io::Error::other("hashing thread died")))??;
+            // The md5 comes from a second read: it is the md5 of what was
+            // sent only if that read saw the same bytes.
+            if again.part_crcs != sent {
+                return Err(Error::ChangedDuringUpload {
+                    path: src.to_path_buf(),
+                    detail: "a second read for its md5 gave different bytes".into(),
+                });
             }
+            again.md5
         };
         match self.head(key).await? {
             Some((n, m)) if n == size && m.as_ref().is_none_or(|m| *m == md5) => Ok(md5),
@@ -424,17 +499,22 @@ impl S3Store {
         }
     }
 
+    /// Send `src` in parts, up to `jobs` at once, giving up the read turn
+    /// after the last read; returns the parts stored, in order.
     async fn send_parts(
         &self,
         key: &str,
         src: &Path,
-        up: &mut dyn object_store::MultipartUpload,
+        up: &multipart::Upload,
+        turn: tokio::sync::OwnedSemaphorePermit,
         bar: &Transfer,
         ctx: &Ctx,
-    ) -> Result<String> {
+    ) -> Result<Vec<multipart::Part>> {
+        let mut turn = Some(turn);
         let mut file = None;
-        let mut hash = Md5::new();
         let mut tasks = Vec::new();
+        let mut parts = Vec::new();
+        let mut number = 0u32;
         loop {
             // Take the permit before reading, so buffered parts never
             // exceed the budget.
@@ -447,17 +527,21 @@ impl S3Store {
                     object: self.location(key),
                     message: "upload cancelled".into(),
                 })?;
-            let (part, f, h) = read_part(src, file, hash, PART_SIZE, ctx).await?;
-            (file, hash) = (Some(f), h);
+            let read = read_part(src, file, None, PART_SIZE, ctx).await?;
+            file = Some(read.file);
+            let part = read.data;
             if part.is_empty() {
                 break;
             }
+            number += 1;
             let n = part.len() as u64;
             let last = part.len() < PART_SIZE;
-            let fut = up.put_part(PutPayload::from(part));
-            let bar = bar.clone();
+            if last {
+                turn.take();
+            }
+            let (up, bar, crc) = (up.clone(), bar.clone(), read.crc32);
             tasks.push(tokio::spawn(async move {
-                let r = fut.await;
+                let r = up.put_part(number, part, crc).await;
                 drop(permit);
                 if r.is_ok() {
                     bar.inc(n);
@@ -474,28 +558,26 @@ impl S3Store {
                     tasks.into_iter().partition(|t| t.is_finished());
                 tasks = pending;
                 for t in done {
-                    self.join_part(key, t).await?;
+                    parts.push(self.join_part(key, t).await?);
                 }
             }
         }
         for t in tasks {
-            self.join_part(key, t).await?;
+            parts.push(self.join_part(key, t).await?);
         }
-        Ok(hash.hex())
+        parts.sort_by_key(|p| p.number);
+        Ok(parts)
     }
 
     async fn join_part(
         &self,
         key: &str,
-        t: tokio::task::JoinHandle<object_store::Result<()>>,
-    ) -> Result<()> {
+        t: tokio::task::JoinHandle<std::result::Result<multipart::Part, String>>,
+    ) -> Result<multipart::Part> {
         match t.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(self.err(key, e)),
-            Err(e) => Err(Error::Remote {
-                object: self.location(key),
-                message: format!("part upload task failed: {e}"),
-            }),
+            Ok(Ok(p)) => Ok(p),
+            Ok(Err(m)) => Err(self.remote(key, m)),
+            Err(e) => Err(self.remote(key, format!("part upload task failed: {e}"))),
         }
     }
 

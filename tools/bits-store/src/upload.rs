@@ -291,7 +291,10 @@ pub async fn upload(opts: &UploadOptions, ctx: Arc<Ctx>) -> Result<UploadReport>
             store.location(&p.key)
         ));
     }
-    let todo: Vec<&mut Planned> = plan.iter_mut().filter(|p| p.md5.is_none()).collect();
+    // Largest first: the small files then go while the store assembles
+    // the big ones (see `Ctx::read_turn`).
+    let mut todo: Vec<&mut Planned> = plan.iter_mut().filter(|p| p.md5.is_none()).collect();
+    todo.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.key.cmp(&b.key)));
     report.stored = todo.len();
     futures::stream::iter(todo)
         .map(|p| {

@@ -64,6 +64,25 @@ async fn objects(
     out
 }
 
+/// The `x-amz-checksum-crc32` a HEAD with checksum mode on reports.
+fn stored_crc32(moto: &Moto, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", moto.port)).unwrap();
+    write!(
+        s,
+        "HEAD {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nx-amz-checksum-mode: ENABLED\r\nConnection: close\r\n\r\n",
+        moto.port
+    )
+    .unwrap();
+    let mut head = String::new();
+    s.read_to_string(&mut head).unwrap();
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("x-amz-checksum-crc32")
+            .then(|| v.trim().to_string())
+    })
+}
+
 #[test]
 fn exact_layout_pointer_and_rerun_no_op() {
     let moto = Moto::start().unwrap();
@@ -110,6 +129,21 @@ fn exact_layout_pointer_and_rerun_no_op() {
             assert_eq!(meta.as_deref(), Some(md5.as_str()), "{n}");
         } else {
             assert_eq!(meta.as_deref(), None, "{n}");
+            // Parts went with CRC32 checksums: the store reports the
+            // composite it built from the bytes it holds.
+            let data = std::fs::read(f).unwrap();
+            let mut crcs = Vec::new();
+            for c in data.chunks(PART_SIZE) {
+                crcs.extend_from_slice(&crc32fast::hash(c).to_be_bytes());
+            }
+            use base64::Engine as _;
+            let b64 = base64::engine::general_purpose::STANDARD;
+            let want = b64.encode(crc32fast::hash(&crcs).to_be_bytes());
+            let path = format!("/{BUCKET}/{base}/{STAMP}/triton-api/{n}");
+            let got = stored_crc32(&moto, &path).unwrap();
+            // S3 appends "-<parts>"; moto's HEAD does not.
+            let parts = format!("-{}", data.len().div_ceil(PART_SIZE));
+            assert_eq!(got.strip_suffix(&parts).unwrap_or(&got), want, "{n}");
         }
     }
     let body = rt()

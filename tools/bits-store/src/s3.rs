@@ -470,9 +470,12 @@ impl S3Store {
                     return Err(e);
                 }
             };
-            let again = reread
-                .await
-                .map_err(|_| Error::io(src, std::io::Error::other("hashing thread died")))??;
+            let again = reread.await.map_err(|_| {
+                Error::io(
+                    src,
+                    std::io::Error::other("the md5 thread ended without an answer"),
+                )
+            })??;
             // The md5 comes from a second read: it is the md5 of what was
             // sent only if that read saw the same bytes.
             if again.part_crcs != sent {

@@ -367,7 +367,7 @@ fn transient_errors_are_retried_and_others_fail_at_once() {
     };
 
     // Requests 2..=6 (after the bucket check) get 503 SlowDown: retried.
-    let proxy = FlakyProxy::start(moto.port, |n| {
+    let proxy = FlakyProxy::start(moto.port, |n, _| {
         (2..=6).contains(&n).then_some((503, "SlowDown"))
     });
     let rep = rt().block_on(upload(&via(&proxy), ctx())).unwrap();
@@ -390,7 +390,7 @@ fn transient_errors_are_retried_and_others_fail_at_once() {
     // names the object and carries the server's answer.
     let bits2 = tmp.path().join("bits2");
     make_bits(&bits2, "triton-api", "master-20261127T000000Z-gabc1234", 10);
-    let proxy = FlakyProxy::start(moto.port, |n| (n > 1).then_some((403, "AccessDenied")));
+    let proxy = FlakyProxy::start(moto.port, |n, _| (n > 1).then_some((403, "AccessDenied")));
     let mut o = via(&proxy);
     o.bits_dir = bits2;
     let err = rt().block_on(upload(&o, ctx())).unwrap_err();
@@ -405,6 +405,57 @@ fn transient_errors_are_retried_and_others_fail_at_once() {
     assert!(!msg.contains('\n'), "{msg}");
     // The bucket check, plus at most one try per file looked at.
     assert!(proxy.requests.load(Ordering::SeqCst) <= 5, "retried a 403");
+}
+
+/// A part the store refuses for good fails the upload at once, in one
+/// line naming the object and the part, and the multipart upload is
+/// aborted: no parts are left behind on the server.
+#[test]
+fn a_refused_part_aborts_the_multipart_upload() {
+    use common::FlakyProxy;
+    use std::sync::atomic::Ordering;
+
+    let moto = Moto::start().unwrap();
+    moto.create_bucket(BUCKET).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let bits = tmp.path().join("bits");
+    make_bits(&bits, "triton-api", STAMP, 2 * PART_SIZE + 100);
+    let proxy = FlakyProxy::start(moto.port, |_, line| {
+        (line.starts_with("PUT ") && line.contains("partNumber=2&"))
+            .then_some((403, "AccessDenied"))
+    });
+    let mut o = opts(&moto, &bits, "s3://bits/refused");
+    let mut env = moto.env();
+    env.push(("AWS_ENDPOINT_URL".into(), proxy.endpoint()));
+    o.s3_env = S3Env::from_pairs(env);
+    let err = rt().block_on(upload(&o, ctx())).unwrap_err();
+    let msg = err.to_string();
+    eprintln!("refused part reported as: {msg}");
+    assert!(matches!(err, Error::Remote { .. }), "{msg}");
+    assert!(
+        msg.starts_with(&format!(
+            "s3://bits/refused/triton-api/{STAMP}/triton-api/triton-api-zfs-"
+        )),
+        "{msg}"
+    );
+    assert!(msg.contains("UploadPart 2: 403"), "{msg}");
+    assert!(msg.contains("AccessDenied"), "{msg}");
+    assert!(!msg.contains('\n'), "{msg}");
+    assert_eq!(proxy.failed.load(Ordering::SeqCst), 1, "a 403 was retried");
+
+    // AbortMultipartUpload went through: moto lists no uploads in progress.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", moto.port)).unwrap();
+    use std::io::{Read, Write};
+    write!(
+        s,
+        "GET /{BUCKET}?uploads HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+        moto.port
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.contains("ListMultipartUploadsResult"), "{answer}");
+    assert!(!answer.contains("<Upload>"), "{answer}");
 }
 
 /// Connections cut at random points of an upload (20 runs, either

@@ -56,7 +56,8 @@ pub fn md5_hex(data: &[u8]) -> String {
 
 /// A loopback HTTP proxy in front of moto that answers chosen requests
 /// itself (e.g. 503, 403) and forwards the rest, one request per
-/// connection. `fail(n)` sees the 1-based request count.
+/// connection. `fail(n, line)` sees the 1-based request count and the
+/// request line (`PUT /bucket/key?partNumber=2&... HTTP/1.1`).
 pub struct FlakyProxy {
     pub port: u16,
     pub requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
@@ -66,7 +67,7 @@ pub struct FlakyProxy {
 impl FlakyProxy {
     pub fn start(
         upstream: u16,
-        fail: impl Fn(usize) -> Option<(u16, &'static str)> + Send + Sync + 'static,
+        fail: impl Fn(usize, &str) -> Option<(u16, &'static str)> + Send + Sync + 'static,
     ) -> FlakyProxy {
         use std::sync::Arc;
         use std::sync::atomic::AtomicUsize;
@@ -102,7 +103,7 @@ fn proxy_one(
     upstream: u16,
     requests: &std::sync::atomic::AtomicUsize,
     failed: &std::sync::atomic::AtomicUsize,
-    fail: &(dyn Fn(usize) -> Option<(u16, &'static str)> + Send + Sync),
+    fail: &(dyn Fn(usize, &str) -> Option<(u16, &'static str)> + Send + Sync),
 ) -> std::io::Result<()> {
     use std::sync::atomic::Ordering;
     // Headers, byte by byte up to the blank line.
@@ -126,7 +127,7 @@ fn proxy_one(
     let mut body = vec![0u8; len];
     client.read_exact(&mut body)?;
     let n = requests.fetch_add(1, Ordering::SeqCst) + 1;
-    if let Some((status, code)) = fail(n) {
+    if let Some((status, code)) = fail(n, text.lines().next().unwrap_or_default()) {
         failed.fetch_add(1, Ordering::SeqCst);
         let xml = format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>injected by the test proxy</Message></Error>"

@@ -54,6 +54,9 @@ pub fn md5_hex(data: &[u8]) -> String {
     hex::encode(Md5::digest(data))
 }
 
+/// What the proxy answers a request itself, if anything: (status, S3 code).
+type Verdict = Option<(u16, &'static str)>;
+
 /// A loopback HTTP proxy in front of moto that answers chosen requests
 /// itself (e.g. 503, 403) and forwards the rest, one request per
 /// connection. `fail(n, line)` sees the 1-based request count and the
@@ -67,7 +70,7 @@ pub struct FlakyProxy {
 impl FlakyProxy {
     pub fn start(
         upstream: u16,
-        fail: impl Fn(usize, &str) -> Option<(u16, &'static str)> + Send + Sync + 'static,
+        fail: impl Fn(usize, &str) -> Verdict + Send + Sync + 'static,
     ) -> FlakyProxy {
         use std::sync::Arc;
         use std::sync::atomic::AtomicUsize;
@@ -103,7 +106,7 @@ fn proxy_one(
     upstream: u16,
     requests: &std::sync::atomic::AtomicUsize,
     failed: &std::sync::atomic::AtomicUsize,
-    fail: &(dyn Fn(usize, &str) -> Option<(u16, &'static str)> + Send + Sync),
+    fail: &(dyn Fn(usize, &str) -> Verdict + Send + Sync),
 ) -> std::io::Result<()> {
     use std::sync::atomic::Ordering;
     // Headers, byte by byte up to the blank line.

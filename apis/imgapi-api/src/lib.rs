@@ -465,6 +465,9 @@ pub struct ChannelAddBody {
 }
 
 // ---------------------------------------------------------------------------
+mod file_check;
+pub use file_check::{FileCheck, FileMismatch};
+
 // The API and its errors: only with the `api` feature, since they need
 // Dropshot (and its TLS stack), which the manifest types alone do not.
 

@@ -6,8 +6,7 @@ use std::io::Write as _;
 use std::path::Path;
 
 use futures::StreamExt as _;
-use imgapi_api::Image;
-use sha1::{Digest as _, Sha1};
+use imgapi_api::{FileCheck, Image};
 use uuid::Uuid;
 
 use crate::imgapi::Imgapi;
@@ -64,39 +63,18 @@ pub async fn save_file(
         .tempfile_in(dir)
         .map_err(io(dir))?;
     let progress = progress.transfer("downloading", Some(expected.size));
-    let mut stream = api.get_file(uuid, channel).await?;
-    let mut sha1 = Sha1::new();
-    let mut size = 0u64;
+    let download = api.get_file(uuid, channel).await?;
+    let mut stream = download.stream;
+    let mut check = FileCheck::new(&expected, download.content_md5);
+    let mismatch = |m| Error::Other(format!("GetImageFile {uuid} at {}: {m}", api.url()));
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
-        size += chunk.len() as u64;
-        if size > expected.size {
-            return Err(Error::Other(format!(
-                "GetImageFile {uuid} at {}: more than the {} bytes files[0].size says",
-                api.url(),
-                expected.size
-            )));
-        }
-        sha1.update(&chunk);
+        check.update(&chunk).map_err(mismatch)?;
         tmp.write_all(&chunk).map_err(io(tmp.path()))?;
         progress.inc(chunk.len() as u64);
     }
     progress.finish();
-    if size != expected.size {
-        return Err(Error::Other(format!(
-            "GetImageFile {uuid} at {}: {size} bytes, files[0].size says {}",
-            api.url(),
-            expected.size
-        )));
-    }
-    let got = hex::encode(sha1.finalize());
-    if !got.eq_ignore_ascii_case(&expected.sha1) {
-        return Err(Error::Other(format!(
-            "GetImageFile {uuid} at {}: sha1 {got}, files[0].sha1 says {}",
-            api.url(),
-            expected.sha1
-        )));
-    }
+    check.finish().map_err(mismatch)?;
     tmp.as_file().sync_all().map_err(io(tmp.path()))?;
     tmp.persist(dest).map_err(|e| Error::Io {
         path: dest.to_path_buf(),

@@ -10,9 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt as _;
 use futures::stream::BoxStream;
-use imgapi_api::{
-    Compression, ContentMd5, Image, ImageAction, ImageActionResponse, ImgapiError, StateFilter,
-};
+use imgapi_api::{Compression, Image, ImageAction, ImageActionResponse, ImgapiError, StateFilter};
 use imgapi_client::Client;
 use uuid::Uuid;
 
@@ -61,65 +59,33 @@ fn api_error(
     }
 }
 
-/// A file download as [`Imgapi::get_file`] returns it.
-pub type FileStream = BoxStream<'static, Result<Bytes>>;
+/// A file download as [`Imgapi::get_file`] returns it: the bytes, and
+/// the `Content-MD5` the server sent (IMGAPI always does), for
+/// [`imgapi_api::FileCheck`].
+pub struct FileDownload {
+    pub stream: BoxStream<'static, Result<Bytes>>,
+    pub content_md5: Option<String>,
+}
 
-/// Pass `inner` through, hashing it; at its end, compare with the server's
-/// `Content-MD5` (when it sent one).
-fn verify_md5(
+/// `inner` with its transport errors said in one line that counts the
+/// bytes that had arrived.
+fn counted(
     op: String,
     inner: BoxStream<'static, reqwest::Result<Bytes>>,
-    expected: Option<String>,
-) -> FileStream {
-    struct State {
-        op: String,
-        inner: BoxStream<'static, reqwest::Result<Bytes>>,
-        check: Option<(ContentMd5, String)>,
-        received: u64,
-    }
-    let state = State {
-        op,
-        inner,
-        check: expected.map(|e| (ContentMd5::new(), e)),
-        received: 0,
-    };
-    futures::stream::unfold(Some(state), |state| async move {
-        let mut st = state?;
-        match st.inner.next().await {
-            Some(Ok(chunk)) => {
-                st.received += chunk.len() as u64;
-                if let Some((md5, _)) = &mut st.check {
-                    md5.update(&chunk);
-                }
-                Some((Ok(chunk), Some(st)))
+) -> BoxStream<'static, Result<Bytes>> {
+    let mut received = 0u64;
+    inner
+        .map(move |r| match r {
+            Ok(chunk) => {
+                received += chunk.len() as u64;
+                Ok(chunk)
             }
-            Some(Err(e)) => Some((
-                Err(Error::Other(format!(
-                    "{}: the download broke off after {} bytes: {}",
-                    st.op,
-                    st.received,
-                    client_error::transport(&e, hints(&stalled_hint()))
-                ))),
-                None,
-            )),
-            None => {
-                let (md5, want) = st.check?;
-                let got = md5.finish();
-                (got != want).then(|| {
-                    (
-                        Err(Error::Other(format!(
-                            "{}: Content-MD5 mismatch: the server sent {want}, the {} bytes \
-                             received hash to {got}; the file is damaged on the server or \
-                             in transit",
-                            st.op, st.received
-                        ))),
-                        None,
-                    )
-                })
-            }
-        }
-    })
-    .boxed()
+            Err(e) => Err(Error::Other(format!(
+                "{op}: the download broke off after {received} bytes: {}",
+                client_error::transport(&e, hints(&stalled_hint()))
+            ))),
+        })
+        .boxed()
 }
 
 /// What tritonadm adds to a timeout or an untrusted certificate.
@@ -353,10 +319,8 @@ impl Imgapi {
             .map_err(|e| self.error("ListChannels", e))
     }
 
-    /// GetImageFile, as a stream of chunks. When the server sends
-    /// `Content-MD5` (IMGAPI always does), the stream hashes what arrives
-    /// and ends with an error instead of its last `None` if the two differ.
-    pub async fn get_file(&self, uuid: Uuid, channel: Option<&str>) -> Result<FileStream> {
+    /// GetImageFile, as a stream of chunks and the server's `Content-MD5`.
+    pub async fn get_file(&self, uuid: Uuid, channel: Option<&str>) -> Result<FileDownload> {
         let mut req = self.client.get_image_file().uuid(uuid);
         if let Some(c) = channel {
             req = req.channel(c.to_string());
@@ -369,13 +333,16 @@ impl Imgapi {
                 return Err(self.error(&format!("GetImageFile {uuid}"), e));
             }
         };
-        let expected = rv
+        let content_md5 = rv
             .headers()
             .get(imgapi_api::CONTENT_MD5)
             .map(|v| v.to_str().map(str::to_string))
             .transpose()
             .map_err(|_| Error::Other(format!("{op}: the Content-MD5 header is not text")))?;
-        Ok(verify_md5(op, rv.into_inner().into_inner(), expected))
+        Ok(FileDownload {
+            stream: counted(op, rv.into_inner().into_inner()),
+            content_md5,
+        })
     }
 
     pub async fn delete(&self, uuid: Uuid, channel: Option<&str>) -> Result<()> {

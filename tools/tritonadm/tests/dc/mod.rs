@@ -154,13 +154,15 @@ pub fn built() -> &'static Built {
     BUILT.get_or_init(|| {
         let _serial = zfs_fixture::serial();
         let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        // Statics are never dropped: clear what earlier runs left.
+        // Statics are never dropped: clear what earlier runs left, but
+        // not the dirs of test processes still running (nextest runs each
+        // test in a process of its own, several at once).
         for old in std::fs::read_dir(tmp).into_iter().flatten().flatten() {
-            if old
-                .file_name()
-                .to_string_lossy()
-                .starts_with("tritonadm-dc-")
-            {
+            let name = old.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name.strip_prefix("tritonadm-dc-") else {
+                continue;
+            };
+            if !Path::new("/proc").join(pid).exists() {
                 let _ = std::fs::remove_dir_all(old.path());
             }
         }

@@ -9,7 +9,6 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use imgapi_api::ImgapiError;
 use progress::Progress;
-use sha1::{Digest, Sha1};
 use uuid::Uuid;
 
 use super::READ_TIMEOUT_ENV;
@@ -208,10 +207,17 @@ pub(super) fn download(
         .tempfile()
         .io_context(|| "creating a temp file for an origin image".to_string())
         .map_err(Failed::Final)?;
-    let mut hash = Sha1::new();
-    let mut md5 = imgapi_api::ContentMd5::new();
-    let mut size = 0u64;
+    let mut check = imgapi_api::FileCheck::new(file, content_md5);
     let bar = progress.transfer(&format!("origin {}", manifest.uuid), Some(file.size));
+    let mismatch = |m: imgapi_api::FileMismatch| {
+        let e = Error::Command(format!("{op}: {m}"));
+        // Short: the connection closed early without saying so.
+        if m.is_short() {
+            Failed::Transfer(e)
+        } else {
+            Failed::Final(e)
+        }
+    };
     loop {
         cancel::check().map_err(Failed::Final)?;
         let chunk = match remote.runtime.block_on(stream.next()) {
@@ -220,21 +226,12 @@ pub(super) fn download(
             Some(Err(e)) => {
                 let why = client_error::transport(&e, hints(&stalled()));
                 return Err(Failed::Transfer(Error::Command(format!(
-                    "{op}: broke off after {size} bytes: {why}"
+                    "{op}: broke off after {} bytes: {why}",
+                    check.received()
                 ))));
             }
         };
-        size += chunk.len() as u64;
-        // A server streaming past the manifest's size is cut off early.
-        if size > file.size {
-            return Err(Failed::Final(Error::Command(format!(
-                "{op}: more than the {} bytes files[0].size of {} says",
-                file.size,
-                manifest.source.display()
-            ))));
-        }
-        hash.update(&chunk);
-        md5.update(&chunk);
+        check.update(&chunk).map_err(mismatch)?;
         bar.inc(chunk.len() as u64);
         tmp.write_all(&chunk)
             .io_context(|| format!("writing {}", tmp.path().display()))
@@ -244,29 +241,7 @@ pub(super) fn download(
         .io_context(|| format!("writing {}", tmp.path().display()))
         .map_err(Failed::Final)?;
     bar.finish();
-    if size != file.size {
-        // The connection closed early without saying so.
-        return Err(Failed::Transfer(Error::Command(format!(
-            "{op}: got {size} bytes, files[0].size says {}",
-            file.size
-        ))));
-    }
-    if let Some(want) = content_md5 {
-        let got = md5.finish();
-        if got != want {
-            return Err(Failed::Final(Error::Command(format!(
-                "{op}: Content-MD5 mismatch: the server sent {want}, the bytes received \
-                 hash to {got}"
-            ))));
-        }
-    }
-    let sha1 = hex::encode(hash.finalize());
-    if sha1 != file.sha1 {
-        return Err(Failed::Final(Error::Command(format!(
-            "{op}: sha1 {sha1}, files[0].sha1 says {}",
-            file.sha1
-        ))));
-    }
+    check.finish().map_err(mismatch)?;
     Ok(tmp)
 }
 
@@ -274,6 +249,7 @@ pub(super) fn download(
 mod tests {
     use super::*;
     use progress::Silent;
+    use sha1::{Digest as _, Sha1};
     use std::io::{BufRead as _, BufReader};
 
     /// A one-request HTTP server on loopback answering `body` with the

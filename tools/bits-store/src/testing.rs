@@ -64,19 +64,25 @@ impl Moto {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// One unsigned HTTP/1.1 request (moto does not check signatures);
-    /// returns the status code.
-    pub fn request(&self, method: &str, path: &str) -> io::Result<u16> {
+    /// One unsigned HTTP/1.1 request without a body (moto does not check
+    /// signatures), with extra header lines (`"Name: value\r\n"` each);
+    /// returns the whole answer, status line, headers and body.
+    pub fn raw(&self, method: &str, path: &str, headers: &str) -> io::Result<String> {
         let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
         s.set_read_timeout(Some(Duration::from_secs(10)))?;
         write!(
             s,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n",
             self.port
         )?;
         let mut buf = Vec::new();
         s.read_to_end(&mut buf)?;
-        String::from_utf8_lossy(&buf)
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+
+    /// [`Moto::raw`] without extra headers; returns the status code.
+    pub fn request(&self, method: &str, path: &str) -> io::Result<u16> {
+        self.raw(method, path, "")?
             .split_whitespace()
             .nth(1)
             .and_then(|c| c.parse().ok())

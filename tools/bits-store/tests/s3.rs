@@ -66,16 +66,9 @@ async fn objects(
 
 /// The `x-amz-checksum-crc32` a HEAD with checksum mode on reports.
 fn stored_crc32(moto: &Moto, path: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", moto.port)).unwrap();
-    write!(
-        s,
-        "HEAD {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nx-amz-checksum-mode: ENABLED\r\nConnection: close\r\n\r\n",
-        moto.port
-    )
-    .unwrap();
-    let mut head = String::new();
-    s.read_to_string(&mut head).unwrap();
+    let head = moto
+        .raw("HEAD", path, "x-amz-checksum-mode: ENABLED\r\n")
+        .unwrap();
     head.lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;
         k.eq_ignore_ascii_case("x-amz-checksum-crc32")
@@ -444,16 +437,7 @@ fn a_refused_part_aborts_the_multipart_upload() {
     assert_eq!(proxy.failed.load(Ordering::SeqCst), 1, "a 403 was retried");
 
     // AbortMultipartUpload went through: moto lists no uploads in progress.
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", moto.port)).unwrap();
-    use std::io::{Read, Write};
-    write!(
-        s,
-        "GET /{BUCKET}?uploads HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
-        moto.port
-    )
-    .unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
+    let answer = moto.raw("GET", &format!("/{BUCKET}?uploads"), "").unwrap();
     assert!(answer.contains("ListMultipartUploadsResult"), "{answer}");
     assert!(!answer.contains("<Upload>"), "{answer}");
 }

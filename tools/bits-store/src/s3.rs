@@ -161,8 +161,9 @@ struct PartRead {
 }
 
 /// Read up to `limit` bytes of `file` (`src`, opened if None) into a
-/// pooled buffer on the blocking pool, hashing each chunk as it lands: the
-/// one pass over the data. A short part means the end of the file.
+/// pooled buffer on the blocking pool, hashing each chunk as it lands
+/// (CRC32 always, md5 if `hash` is given). A short part means the end of
+/// the file.
 async fn read_part(
     src: &Path,
     file: Option<File>,
@@ -462,7 +463,10 @@ impl S3Store {
             let sent = match self.send_parts(key, src, &up, turn, bar, ctx).await {
                 Ok(parts) => {
                     let crcs = parts.iter().map(|p| p.crc).collect::<Vec<_>>();
-                    up.complete(parts).await.map_err(|m| self.remote(key, m))?;
+                    if let Err(m) = up.complete(parts).await {
+                        up.abort().await;
+                        return Err(self.remote(key, m));
+                    }
                     crcs
                 }
                 Err(e) => {
@@ -533,15 +537,15 @@ impl S3Store {
             let read = read_part(src, file, None, PART_SIZE, ctx).await?;
             file = Some(read.file);
             let part = read.data;
+            let last = part.len() < PART_SIZE;
+            if last {
+                turn.take();
+            }
             if part.is_empty() {
                 break;
             }
             number += 1;
             let n = part.len() as u64;
-            let last = part.len() < PART_SIZE;
-            if last {
-                turn.take();
-            }
             let (up, bar, crc) = (up.clone(), bar.clone(), read.crc32);
             tasks.push(tokio::spawn(async move {
                 let r = up.put_part(number, part, crc).await;

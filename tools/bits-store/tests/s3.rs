@@ -76,6 +76,59 @@ fn stored_crc32(moto: &Moto, path: &str) -> Option<String> {
     })
 }
 
+/// Parts went with CRC32 checksums: the store reports the composite it
+/// built from the bytes it holds, which must be that of `file`'s parts.
+fn assert_crc32_composite(moto: &Moto, path: &str, file: &Path) {
+    use base64::Engine as _;
+    let data = std::fs::read(file).unwrap();
+    let mut crcs = Vec::new();
+    for c in data.chunks(PART_SIZE) {
+        crcs.extend_from_slice(&crc32fast::hash(c).to_be_bytes());
+    }
+    let want =
+        base64::engine::general_purpose::STANDARD.encode(crc32fast::hash(&crcs).to_be_bytes());
+    let got = stored_crc32(moto, path).unwrap();
+    // S3 appends "-<parts>"; moto's HEAD does not.
+    let parts = format!("-{}", data.len().div_ceil(PART_SIZE));
+    assert_eq!(got.strip_suffix(&parts).unwrap_or(&got), want, "{path}");
+}
+
+/// A file of whole parts only: the read that finds its end is empty, and
+/// it still goes as exactly its parts, with the right md5.
+#[test]
+fn a_file_of_whole_parts() {
+    let moto = Moto::start().unwrap();
+    moto.create_bucket(BUCKET).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let files = make_bits(&tmp.path().join("bits"), "triton-api", STAMP, 2 * PART_SIZE);
+    let o = opts(&moto, &tmp.path().join("bits"), "s3://bits/whole");
+    rt().block_on(upload(&o, ctx())).unwrap();
+    let image = files
+        .iter()
+        .find(|f| f.to_string_lossy().ends_with(".zfs.gz"))
+        .unwrap();
+    let n = image.file_name().unwrap().to_str().unwrap();
+    let key = format!("whole/triton-api/{STAMP}/triton-api/{n}");
+    let got = rt().block_on(objects(&client(&moto)));
+    assert_eq!(got[&key].0, md5_hex(&std::fs::read(image).unwrap()));
+    assert_crc32_composite(&moto, &format!("/{BUCKET}/{key}"), image);
+    let listed = rt()
+        .block_on(async {
+            client(&moto)
+                .get(&ObjPath::from(format!(
+                    "whole/triton-api/{STAMP}/md5sums.txt"
+                )))
+                .await
+                .unwrap()
+                .bytes()
+                .await
+        })
+        .unwrap();
+    let listed = std::str::from_utf8(&listed).unwrap();
+    let line = format!("{}  triton-api/{n}\n", got[&key].0);
+    assert!(listed.contains(&line), "{listed}");
+}
+
 #[test]
 fn exact_layout_pointer_and_rerun_no_op() {
     let moto = Moto::start().unwrap();
@@ -122,21 +175,8 @@ fn exact_layout_pointer_and_rerun_no_op() {
             assert_eq!(meta.as_deref(), Some(md5.as_str()), "{n}");
         } else {
             assert_eq!(meta.as_deref(), None, "{n}");
-            // Parts went with CRC32 checksums: the store reports the
-            // composite it built from the bytes it holds.
-            let data = std::fs::read(f).unwrap();
-            let mut crcs = Vec::new();
-            for c in data.chunks(PART_SIZE) {
-                crcs.extend_from_slice(&crc32fast::hash(c).to_be_bytes());
-            }
-            use base64::Engine as _;
-            let b64 = base64::engine::general_purpose::STANDARD;
-            let want = b64.encode(crc32fast::hash(&crcs).to_be_bytes());
             let path = format!("/{BUCKET}/{base}/{STAMP}/triton-api/{n}");
-            let got = stored_crc32(&moto, &path).unwrap();
-            // S3 appends "-<parts>"; moto's HEAD does not.
-            let parts = format!("-{}", data.len().div_ceil(PART_SIZE));
-            assert_eq!(got.strip_suffix(&parts).unwrap_or(&got), want, "{n}");
+            assert_crc32_composite(&moto, &path, f);
         }
     }
     let body = rt()

@@ -43,18 +43,11 @@ fn main() -> ExitCode {
         | Command::Bench(_) => return forward::run(),
         Command::Image(cmd) => image::run(cmd),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            match e
-                .chain()
-                .find_map(|c| c.downcast_ref::<zone_image::Error>())
-            {
-                Some(zone_image::Error::Interrupted) => ExitCode::from(EXIT_INTERRUPTED),
-                Some(p) if p.is_input() => ExitCode::from(EXIT_INPUT),
-                _ => ExitCode::from(1),
-            }
-        }
-    }
+    xtask_launch::exit(result, |c| {
+        c.downcast_ref::<zone_image::Error>().map(|p| match p {
+            zone_image::Error::Interrupted => EXIT_INTERRUPTED,
+            p if p.is_input() => EXIT_INPUT,
+            _ => 1,
+        })
+    })
 }

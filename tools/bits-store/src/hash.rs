@@ -118,39 +118,41 @@ pub(crate) fn reread_in_background(
         .name("md5".into())
         .spawn(move || {
             lower_priority();
-            let result = (|| {
-                let mut f = File::open(&path).map_err(|e| Error::io(&path, e))?;
-                let mut md5 = Md5::new();
-                let (mut crc, mut in_part, mut part_crcs) =
-                    (crc32fast::Hasher::new(), 0, Vec::new());
-                for_each_chunk(&path, &mut f, |mut data| {
-                    if tx.is_closed() {
-                        // Nobody waits for the answer: stop reading.
-                        return Err(Error::io(&path, std::io::Error::other("hash not wanted")));
-                    }
-                    md5.update(data);
-                    while !data.is_empty() {
-                        let n = data.len().min(part - in_part);
-                        crc.update(&data[..n]);
-                        (in_part, data) = (in_part + n, &data[n..]);
-                        if in_part == part {
-                            part_crcs.push(std::mem::take(&mut crc).finalize());
-                            in_part = 0;
-                        }
-                    }
-                    Ok(())
-                })?;
-                if in_part > 0 {
-                    part_crcs.push(crc.finalize());
-                }
-                Ok(Reread {
-                    md5: md5.hex(),
-                    part_crcs,
-                })
-            })();
+            let result = reread(&path, part, || tx.is_closed());
             let _ = tx.send(result);
         });
     rx
+}
+
+/// The md5 of `path` and the CRC32 of each `part`-sized piece, read once;
+/// stops with an error as soon as `unwanted()`.
+fn reread(path: &Path, part: usize, unwanted: impl Fn() -> bool) -> Result<Reread> {
+    let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut md5 = Md5::new();
+    let (mut crc, mut in_part, mut part_crcs) = (crc32fast::Hasher::new(), 0, Vec::new());
+    for_each_chunk(path, &mut f, |mut data| {
+        if unwanted() {
+            return Err(Error::io(path, std::io::Error::other("hash not wanted")));
+        }
+        md5.update(data);
+        while !data.is_empty() {
+            let n = data.len().min(part - in_part);
+            crc.update(&data[..n]);
+            (in_part, data) = (in_part + n, &data[n..]);
+            if in_part == part {
+                part_crcs.push(std::mem::take(&mut crc).finalize());
+                in_part = 0;
+            }
+        }
+        Ok(())
+    })?;
+    if in_part > 0 {
+        part_crcs.push(crc.finalize());
+    }
+    Ok(Reread {
+        md5: md5.hex(),
+        part_crcs,
+    })
 }
 
 /// Best effort: at normal priority the hash is only slower to get out of

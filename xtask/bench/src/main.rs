@@ -26,11 +26,5 @@ enum Command {
 
 fn main() -> ExitCode {
     let Command::Bench(cmd) = Cli::parse().command;
-    match bench::run(cmd) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
-        }
-    }
+    xtask_launch::exit(bench::run(cmd), |_| None)
 }

@@ -9,13 +9,37 @@
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitCode};
 
 /// Exit status for bad input (definitions, flags, files), as opposed to 1
 /// for failures of the machine or a remote system.
 pub const EXIT_INPUT: u8 = 2;
 /// As a shell reports a command stopped by SIGINT.
 pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// How a tool's command ends. A failure is printed as `error: ` and one
+/// line with its causes (`{:#}`, as anyhow writes it), and the status is
+/// the one `status_of` gives for the outermost cause it knows, else 1.
+pub fn exit<E>(
+    result: Result<(), E>,
+    status_of: impl Fn(&(dyn std::error::Error + 'static)) -> Option<u8>,
+) -> ExitCode
+where
+    E: std::fmt::Display + std::ops::Deref<Target = dyn std::error::Error + Send + Sync + 'static>,
+{
+    let Err(e) = result else {
+        return ExitCode::SUCCESS;
+    };
+    eprintln!("error: {e:#}");
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&*e);
+    while let Some(c) = cause {
+        if let Some(status) = status_of(c) {
+            return ExitCode::from(status);
+        }
+        cause = c.source();
+    }
+    ExitCode::from(1)
+}
 
 /// The package (and binary) that runs `args`, a command line after
 /// `cargo xtask`.

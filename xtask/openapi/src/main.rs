@@ -24,13 +24,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let Command::Openapi(cmd) = Cli::parse().command;
-    match run(cmd) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
-        }
-    }
+    xtask_launch::exit(run(cmd), |_| None)
 }
 
 #[derive(Subcommand)]

@@ -47,26 +47,20 @@ fn main() -> ExitCode {
         Command::Image(ImageCmd::FetchOrigin(args)) => fetch::run(args),
         Command::Bits(cmd) => bits::run(cmd),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            let pipeline = e
-                .chain()
-                .find_map(|c| c.downcast_ref::<zone_image::Error>());
-            match pipeline {
-                Some(zone_image::Error::Interrupted) => ExitCode::from(EXIT_INTERRUPTED),
-                Some(p) if p.is_input() => ExitCode::from(EXIT_INPUT),
-                _ if e.chain().any(|c| {
-                    c.downcast_ref::<bits_store::Error>()
-                        .is_some_and(|b| b.is_input())
-                        || c.downcast_ref::<http_signature::Error>().is_some()
-                }) =>
-                {
-                    ExitCode::from(EXIT_INPUT)
-                }
-                _ => ExitCode::from(1),
-            }
+    // The pipeline's verdict first (it may be an interrupt); then bad
+    // input to bits storage or a key that cannot sign.
+    xtask_launch::exit(result, |c| {
+        if let Some(p) = c.downcast_ref::<zone_image::Error>() {
+            return match p {
+                zone_image::Error::Interrupted => Some(EXIT_INTERRUPTED),
+                p if p.is_input() => Some(EXIT_INPUT),
+                _ => None,
+            };
         }
-    }
+        let input = c
+            .downcast_ref::<bits_store::Error>()
+            .is_some_and(|b| b.is_input())
+            || c.downcast_ref::<http_signature::Error>().is_some();
+        input.then_some(EXIT_INPUT)
+    })
 }

@@ -43,6 +43,15 @@ fn one_error_line(o: &Output) -> String {
     lines[0].to_string()
 }
 
+/// `bits fetch triton-api --dest DEST --out OUT`; callers add the rest.
+fn fetch_cmd(dest: &str, out: &Path) -> Command {
+    let mut c = xtask();
+    c.args(["bits", "fetch", "triton-api", "--dest", dest])
+        .arg("--out")
+        .arg(out);
+    c
+}
+
 fn upload_cmd(bits: &Path, dest: &str) -> Command {
     let mut c = xtask();
     c.args([
@@ -106,18 +115,7 @@ fn local_upload_fetch_and_bad_input_exit_codes() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("uploaded 0 file(s), 4 already there"));
 
     let fetched = tmp.path().join("fetched");
-    let o = run(xtask()
-        .args([
-            "bits",
-            "fetch",
-            "triton-api",
-            "--branch",
-            "master",
-            "--dest",
-            dest,
-        ])
-        .arg("--out")
-        .arg(&fetched));
+    let o = run(fetch_cmd(dest, &fetched).args(["--branch", "master"]));
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
     for f in &files {
         let got = std::fs::read(fetched.join("triton-api").join(f.file_name().unwrap())).unwrap();
@@ -152,18 +150,7 @@ fn local_upload_fetch_and_bad_input_exit_codes() {
     assert_eq!(code(&o), 1);
     assert!(one_error_line(&o).contains("immutable"));
 
-    let o = run(xtask()
-        .args([
-            "bits",
-            "fetch",
-            "triton-api",
-            "--stamp",
-            "nope",
-            "--dest",
-            dest,
-        ])
-        .arg("--out")
-        .arg(&fetched));
+    let o = run(fetch_cmd(dest, &fetched).args(["--stamp", "nope"]));
     assert_eq!(code(&o), 2);
     assert!(one_error_line(&o).contains("--stamp"));
 }
@@ -211,10 +198,8 @@ fn branch_pointer_and_fetch_agree_and_git_failures_are_errors() {
         Path::new(stamp)
     );
     let fetch = |dir: &Path, out: &str| {
-        let mut c = xtask();
-        c.current_dir(dir)
-            .args(["bits", "fetch", "triton-api", "--dest", dest, "--out"])
-            .arg(tmp.path().join(out));
+        let mut c = fetch_cmd(dest, &tmp.path().join(out));
+        c.current_dir(dir);
         c
     };
     let o = run(&mut fetch(&repo, "a"));
@@ -264,18 +249,7 @@ fn dev_builds_zero_jobs_and_env_in_help() {
     // An I/O failure: one line, the OS error in it once.
     let blocker = tmp.path().join("a-file");
     std::fs::write(&blocker, "x").unwrap();
-    let o = run(xtask()
-        .args([
-            "bits",
-            "fetch",
-            "triton-api",
-            "--branch",
-            "master",
-            "--dest",
-            dest,
-        ])
-        .arg("--out")
-        .arg(&blocker));
+    let o = run(fetch_cmd(dest, &blocker).args(["--branch", "master"]));
     assert_eq!(code(&o), 1);
     let line = one_error_line(&o);
     assert!(line.contains("a-file/triton-api"), "{line}");
@@ -481,18 +455,8 @@ fn s3_killed_midway_then_rerun_completes() {
 
     // And what CI would do next: fetch the latest back, verified.
     let out = tmp.path().join("out");
-    let o = run(xtask()
-        .args([
-            "bits",
-            "fetch",
-            "triton-api",
-            "--dest",
-            "s3://bits/reference",
-            "--branch",
-            "master",
-        ])
-        .arg("--out")
-        .arg(&out)
+    let o = run(fetch_cmd("s3://bits/reference", &out)
+        .args(["--branch", "master"])
         .envs(moto.env()));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(

@@ -129,6 +129,44 @@ fn a_file_of_whole_parts() {
     assert!(listed.contains(&line), "{listed}");
 }
 
+/// A consumer this project did not write: aws-cli downloads the stamp
+/// dir we stored (a multipart image among its files), and `md5sum -c
+/// md5sums.txt` passes in it, as eng's consumers check bits.
+#[test]
+fn aws_cli_fetches_our_upload_and_md5sum_checks_it() {
+    let moto = Moto::start().unwrap();
+    moto.create_bucket(BUCKET).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let bits = tmp.path().join("bits");
+    make_bits(&bits, "triton-api", STAMP, 2 * PART_SIZE + 777);
+    rt().block_on(upload(&opts(&moto, &bits, "s3://bits/aws"), ctx()))
+        .unwrap();
+
+    let got = tmp.path().join("got");
+    let out = std::process::Command::new("aws")
+        .args(["s3", "cp", "--recursive", "--quiet", "--endpoint-url"])
+        .arg(moto.endpoint())
+        .arg(format!("s3://{BUCKET}/aws/triton-api/{STAMP}/"))
+        .arg(&got)
+        .envs(moto.env())
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .output()
+        .expect("running aws (python3 -m pip install awscli)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let check = std::process::Command::new("md5sum")
+        .args(["-c", "md5sums.txt"])
+        .current_dir(&got)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{said}");
+    assert_eq!(said.matches(": OK").count(), 4, "{said}");
+}
+
 #[test]
 fn exact_layout_pointer_and_rerun_no_op() {
     let moto = Moto::start().unwrap();

@@ -100,33 +100,23 @@ pub(crate) struct Reread {
     pub(crate) part_crcs: Vec<u32>,
 }
 
-/// Hash `path` on a thread of its own at the lowest CPU priority.
+/// Hash `path` in the background (see the `background` crate).
 ///
 /// md5 is for md5sums.txt and needed only once the file is stored, while
 /// the transfer needs the CPU now. At low priority the hash takes what CPU
-/// the transfer leaves, mostly while the store assembles the object; its
-/// own read comes from the page cache. Measured with the S3 server on the
-/// same 2 cores (1 GiB to moto): 4.6 s with the md5 in the sending read,
-/// 4.25 s with it here. It stops early once its answer is not wanted.
+/// the transfer leaves, mostly while the store assembles the object.
+/// Measured with the S3 server on the same 2 cores (1 GiB to moto): 4.6 s
+/// with the md5 in the sending read, 4.25 s with it here.
 pub(crate) fn reread_in_background(
     path: PathBuf,
     part: usize,
 ) -> tokio::sync::oneshot::Receiver<Result<Reread>> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    // Without a thread the sender is dropped: the receiver's error.
-    let _ = std::thread::Builder::new()
-        .name("md5".into())
-        .spawn(move || {
-            lower_priority();
-            let result = reread(&path, part, || tx.is_closed());
-            let _ = tx.send(result);
-        });
-    rx
+    background::spawn("md5", move |unwanted| reread(&path, part, unwanted))
 }
 
 /// The md5 of `path` and the CRC32 of each `part`-sized piece, read once;
 /// stops with an error as soon as `unwanted()`.
-fn reread(path: &Path, part: usize, unwanted: impl Fn() -> bool) -> Result<Reread> {
+fn reread(path: &Path, part: usize, unwanted: &dyn Fn() -> bool) -> Result<Reread> {
     let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut md5 = Md5::new();
     let (mut crc, mut in_part, mut part_crcs) = (crc32fast::Hasher::new(), 0, Vec::new());
@@ -153,18 +143,6 @@ fn reread(path: &Path, part: usize, unwanted: impl Fn() -> bool) -> Result<Rerea
         md5: md5.hex(),
         part_crcs,
     })
-}
-
-/// Best effort: at normal priority the hash is only slower to get out of
-/// the way, never wrong. Linux keeps a nice value per thread, set by its
-/// id; elsewhere `setpriority` would renice the whole process, so it is
-/// left alone.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: plain system calls on this thread's own id.
-    unsafe {
-        let _ = libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19);
-    }
 }
 
 /// Copy `src` into `dst`, hashing what passes; returns the md5.
@@ -252,19 +230,6 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.to_string().contains("gone"), "{err}");
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn lowered_priority_is_the_lowest() {
-        let nice = std::thread::spawn(|| {
-            super::lower_priority();
-            // SAFETY: reads this thread's own nice value.
-            unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
-        })
-        .join()
-        .unwrap();
-        assert_eq!(nice, 19);
     }
 
     /// Fed in pieces that straddle MD5's 64-byte blocks, the digest is

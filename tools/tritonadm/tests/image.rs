@@ -98,7 +98,7 @@ async fn import_list_get_delete() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn corrupt_or_short_file_is_refused_before_upload() {
+async fn corrupt_or_short_file_is_refused_and_leaves_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(&tmp.path().join("imgapi"));
     let img = make_image(tmp.path(), "flip", None);
@@ -127,7 +127,8 @@ async fn corrupt_or_short_file_is_refused_before_upload() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("files[0].size"), "{}", stderr(&out));
 
-    // Nothing reached the server, in any state.
+    // Nothing is left on the server, in any state: the corrupt upload
+    // never activated and its image was removed.
     let api = lib_client(&server.url);
     assert!(
         api.list_images(None, StateFilter::All, None)

@@ -454,13 +454,13 @@ async fn upload(
 ) -> Result<Image> {
     let f = std::fs::File::open(path).map_err(|e| read_error(path, e))?;
     let progress = progress.transfer("uploading", Some(file.size));
-    let mismatch = Arc::new(AtomicBool::new(false));
+    let hash_failed = Arc::new(AtomicBool::new(false));
     let hashed = {
-        let (path, file, mismatch) = (path.to_path_buf(), file.clone(), mismatch.clone());
+        let (path, file, hash_failed) = (path.to_path_buf(), file.clone(), hash_failed.clone());
         background::spawn("sha1", move |unwanted| {
             let verdict = hash_matches(&path, &file, &Silent.transfer("", None), unwanted);
             if verdict.is_err() {
-                mismatch.store(true, Ordering::Relaxed);
+                hash_failed.store(true, Ordering::Relaxed);
             }
             verdict
         })
@@ -471,20 +471,20 @@ async fn upload(
     // Filled before the body fails, so it is there when the request does.
     let verdict: Arc<Mutex<Option<Error>>> = Arc::default();
     {
-        let (p, v, path, file, mismatch) = (
+        let (p, v, path, file, hash_failed) = (
             progress.clone(),
             verdict.clone(),
             path.to_path_buf(),
             file.clone(),
-            mismatch.clone(),
+            hash_failed.clone(),
         );
         std::thread::spawn(move || {
             let sent = send_chunks(f, &path, &file, &p, |b| {
-                !mismatch.load(Ordering::Relaxed) && tx.blocking_send(Ok(b)).is_ok()
+                !hash_failed.load(Ordering::Relaxed) && tx.blocking_send(Ok(b)).is_ok()
             });
             if let Err(e) = sent {
                 *v.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-            } else if !mismatch.load(Ordering::Relaxed) {
+            } else if !hash_failed.load(Ordering::Relaxed) {
                 return;
             }
             let _ = tx.blocking_send(Err(std::io::Error::other(

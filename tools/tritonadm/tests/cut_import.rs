@@ -18,8 +18,8 @@ use sha1::Digest as _;
 
 /// Fixed, so a failure names a run that can be replayed.
 const SEED: u64 = 0x1a2b_3c4d_5e6f_7081;
-/// More than three upload chunks, so the held-back last chunk is not the
-/// only one.
+/// More than three 1 MiB upload chunks and a short last one, so cuts land
+/// within chunks and between them.
 const FILE_SIZE: usize = 3 * 1024 * 1024 + 12345;
 
 /// `make_image`, with its file replaced by `FILE_SIZE` pseudo-random bytes

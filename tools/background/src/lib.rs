@@ -1,5 +1,5 @@
-//! A second read of a file being sent, hashed on a thread of its own at
-//! the lowest CPU priority.
+//! Work on a thread of its own at the lowest CPU priority: the second,
+//! hashing read of a file being sent.
 //!
 //! On a 2-core machine an upload's hashing takes CPU from the transfer and
 //! from the server at the other end. A hash needed only once the transfer

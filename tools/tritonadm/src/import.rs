@@ -438,13 +438,12 @@ async fn unfinished(
 /// hashing in the sending read held every chunk back by its hash and,
 /// with the server on the same 2 cores, made a 1 GiB import about 1.08
 /// times `curl -T`'s time; hashed this way, about 1.05 (without any hash,
-/// 1.02). Nothing gets
-/// activated on a mismatch: the caller activates only after this returns
-/// `Ok`, which needs the local hash and the file the server says it
-/// stored to match the manifest. A mismatch found while chunks are still
-/// going out also aborts the request, short of its `Content-Length`. The
-/// local verdict, when there is one, is the error returned (an input
-/// error).
+/// 1.02). Nothing gets activated on a mismatch: the caller activates only
+/// after this returns `Ok`, which needs the local hash and the file the
+/// server says it stored to match the manifest. A mismatch found while
+/// chunks are still going out also aborts the request, short of its
+/// `Content-Length`. The local verdict, when there is one, is the error
+/// returned (an input error).
 async fn upload(
     api: &Imgapi,
     uuid: Uuid,

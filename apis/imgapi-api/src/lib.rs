@@ -464,10 +464,10 @@ pub struct ChannelAddBody {
     pub channel: String,
 }
 
-// ---------------------------------------------------------------------------
 mod file_check;
 pub use file_check::{FileCheck, FileMismatch};
 
+// ---------------------------------------------------------------------------
 // The API and its errors: only with the `api` feature, since they need
 // Dropshot (and its TLS stack), which the manifest types alone do not.
 

@@ -58,12 +58,6 @@ fn crc_header(crc: u32) -> String {
     base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes())
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
 /// The text of the first element named `tag` in an XML body.
 fn xml_text(body: &[u8], tag: &str) -> Option<String> {
     let text = std::str::from_utf8(body).ok()?;
@@ -255,7 +249,7 @@ impl Upload {
             xml.push_str(&format!(
                 "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag><ChecksumCRC32>{}</ChecksumCRC32></Part>",
                 p.number,
-                escape(&p.etag),
+                quick_xml::escape::partial_escape(&p.etag),
                 crc_header(p.crc)
             ));
         }

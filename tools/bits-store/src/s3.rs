@@ -347,6 +347,18 @@ impl S3Store {
         self.remote(key, one_line(&e))
     }
 
+    /// A permit of `sem`, for work on `key`; closed means cancelled.
+    async fn acquire(
+        &self,
+        key: &str,
+        sem: &Arc<tokio::sync::Semaphore>,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        sem.clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| self.remote(key, "upload cancelled".into()))
+    }
+
     fn remote(&self, key: &str, message: String) -> Error {
         Error::Remote {
             object: self.location(key),
@@ -417,12 +429,7 @@ impl S3Store {
         ctx: &Ctx,
     ) -> Result<String> {
         let path = self.path(key);
-        let turn = ctx
-            .read_turn
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| self.remote(key, "upload cancelled".into()))?;
+        let turn = self.acquire(key, &ctx.read_turn).await?;
         let md5 = if size <= PART_SIZE as u64 {
             // Take the permit before reading: it bounds buffered bytes too.
             let permit = ctx.sem.acquire().await;
@@ -525,15 +532,7 @@ impl S3Store {
         loop {
             // Take the permit before reading, so buffered parts never
             // exceed the budget.
-            let permit = ctx
-                .sem
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| Error::Remote {
-                    object: self.location(key),
-                    message: "upload cancelled".into(),
-                })?;
+            let permit = self.acquire(key, &ctx.sem).await?;
             let read = read_part(src, file, None, PART_SIZE, ctx).await?;
             file = Some(read.file);
             let part = read.data;

@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bits_store::s3::PART_SIZE;
 use bits_store::testing::{Moto, free_port};
@@ -15,6 +15,29 @@ use object_store::path::Path as ObjPath;
 use object_store::{Attribute, Attributes, GetOptions, ObjectStore, ObjectStoreExt, PutOptions};
 
 const BUCKET: &str = "bits";
+
+/// moto with the bucket made, and a bits dir (under `tmp`) holding one
+/// triton-api build whose image is `image_size` bytes.
+struct Setup {
+    moto: Moto,
+    tmp: tempfile::TempDir,
+    bits: PathBuf,
+    files: Vec<PathBuf>,
+}
+
+fn setup(image_size: usize) -> Setup {
+    let moto = Moto::start().unwrap();
+    moto.create_bucket(BUCKET).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let bits = tmp.path().join("bits");
+    let files = make_bits(&bits, "triton-api", STAMP, image_size);
+    Setup {
+        moto,
+        tmp,
+        bits,
+        files,
+    }
+}
 
 fn opts(moto: &Moto, bits: &Path, dest: &str) -> UploadOptions {
     UploadOptions {
@@ -97,11 +120,13 @@ fn assert_crc32_composite(moto: &Moto, path: &str, file: &Path) {
 /// it still goes as exactly its parts, with the right md5.
 #[test]
 fn a_file_of_whole_parts() {
-    let moto = Moto::start().unwrap();
-    moto.create_bucket(BUCKET).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let files = make_bits(&tmp.path().join("bits"), "triton-api", STAMP, 2 * PART_SIZE);
-    let o = opts(&moto, &tmp.path().join("bits"), "s3://bits/whole");
+    let Setup {
+        moto,
+        tmp: _tmp,
+        bits,
+        files,
+    } = setup(2 * PART_SIZE);
+    let o = opts(&moto, &bits, "s3://bits/whole");
     rt().block_on(upload(&o, ctx())).unwrap();
     let image = files
         .iter()
@@ -134,11 +159,9 @@ fn a_file_of_whole_parts() {
 /// md5sums.txt` passes in it, as eng's consumers check bits.
 #[test]
 fn aws_cli_fetches_our_upload_and_md5sum_checks_it() {
-    let moto = Moto::start().unwrap();
-    moto.create_bucket(BUCKET).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let bits = tmp.path().join("bits");
-    make_bits(&bits, "triton-api", STAMP, 2 * PART_SIZE + 777);
+    let Setup {
+        moto, tmp, bits, ..
+    } = setup(2 * PART_SIZE + 777);
     rt().block_on(upload(&opts(&moto, &bits, "s3://bits/aws"), ctx()))
         .unwrap();
 
@@ -169,12 +192,13 @@ fn aws_cli_fetches_our_upload_and_md5sum_checks_it() {
 
 #[test]
 fn exact_layout_pointer_and_rerun_no_op() {
-    let moto = Moto::start().unwrap();
-    moto.create_bucket(BUCKET).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let bits = tmp.path().join("bits");
     // Bigger than one part: exercises multipart.
-    let files = make_bits(&bits, "triton-api", STAMP, 2 * PART_SIZE + 12345);
+    let Setup {
+        moto,
+        tmp: _tmp,
+        bits,
+        files,
+    } = setup(2 * PART_SIZE + 12345);
     let o = opts(&moto, &bits, "s3://bits/public/builds");
     let rep = rt().block_on(upload(&o, ctx())).unwrap();
     assert_eq!((rep.stored, rep.skipped), (4, 0));
@@ -246,11 +270,12 @@ fn exact_layout_pointer_and_rerun_no_op() {
 
 #[test]
 fn changed_file_refused_and_foreign_objects_hashed() {
-    let moto = Moto::start().unwrap();
-    moto.create_bucket(BUCKET).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let bits = tmp.path().join("bits");
-    let files = make_bits(&bits, "triton-api", STAMP, 50_000);
+    let Setup {
+        moto,
+        tmp: _tmp,
+        bits,
+        files,
+    } = setup(50_000);
     let s3 = client(&moto);
     let key = |f: &Path| {
         ObjPath::from(format!(
@@ -291,11 +316,12 @@ fn changed_file_refused_and_foreign_objects_hashed() {
 
 #[test]
 fn fetch_round_trip_and_md5_mismatch() {
-    let moto = Moto::start().unwrap();
-    moto.create_bucket(BUCKET).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let bits = tmp.path().join("bits");
-    let files = make_bits(&bits, "triton-api", STAMP, PART_SIZE + 1);
+    let Setup {
+        moto,
+        tmp,
+        bits,
+        files,
+    } = setup(PART_SIZE + 1);
     let o = opts(&moto, &bits, "s3://bits/builds");
     rt().block_on(upload(&o, ctx())).unwrap();
 
@@ -359,11 +385,12 @@ fn fetch_round_trip_and_md5_mismatch() {
 
 #[test]
 fn credentials_endpoint_and_bucket_errors_are_one_clear_line() {
-    let moto = Moto::start().unwrap();
-    moto.create_bucket(BUCKET).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let bits = tmp.path().join("bits");
-    make_bits(&bits, "triton-api", STAMP, 1000);
+    let Setup {
+        moto,
+        tmp: _tmp,
+        bits,
+        ..
+    } = setup(1000);
 
     let one_line = |e: &Error| {
         let s = e.to_string();
@@ -423,11 +450,9 @@ fn transient_errors_are_retried_and_others_fail_at_once() {
     use common::FlakyProxy;
     use std::sync::atomic::Ordering;
 
-    let moto = Moto::start().unwrap();
-    moto.create_bucket(BUCKET).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let bits = tmp.path().join("bits");
-    make_bits(&bits, "triton-api", STAMP, PART_SIZE + 100);
+    let Setup {
+        moto, tmp, bits, ..
+    } = setup(PART_SIZE + 100);
 
     let via = |proxy: &FlakyProxy| {
         let mut o = opts(&moto, &bits, "s3://bits/flaky");
@@ -486,11 +511,12 @@ fn a_refused_part_aborts_the_multipart_upload() {
     use common::FlakyProxy;
     use std::sync::atomic::Ordering;
 
-    let moto = Moto::start().unwrap();
-    moto.create_bucket(BUCKET).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let bits = tmp.path().join("bits");
-    make_bits(&bits, "triton-api", STAMP, 2 * PART_SIZE + 100);
+    let Setup {
+        moto,
+        tmp: _tmp,
+        bits,
+        ..
+    } = setup(2 * PART_SIZE + 100);
     let proxy = FlakyProxy::start(moto.port, |_, line| {
         (line.starts_with("PUT ") && line.contains("partNumber=2&"))
             .then_some((403, "AccessDenied"))
@@ -528,13 +554,14 @@ fn a_refused_part_aborts_the_multipart_upload() {
 fn cut_connections_then_one_rerun_match_an_uninterrupted_upload() {
     use fault_proxy::{Action, Direction, FaultProxy};
 
-    let moto = Moto::start().unwrap();
-    moto.create_bucket(BUCKET).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let bits = tmp.path().join("bits");
     // Multipart (two parts) plus three single-PUT files.
     let size = PART_SIZE + 4096;
-    make_bits(&bits, "triton-api", STAMP, size);
+    let Setup {
+        moto,
+        tmp: _tmp,
+        bits,
+        ..
+    } = setup(size);
     let s3 = client(&moto);
 
     rt().block_on(upload(&opts(&moto, &bits, "s3://bits/ref"), ctx()))

@@ -15,8 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use imgapi_api::{Image, ImageActionResponse, ImageFile, ImageState};
-use sha1::{Digest as _, Sha1};
+use imgapi_api::{FileCheck, FileMismatch, Image, ImageActionResponse, ImageFile, ImageState};
 use uuid::Uuid;
 
 use crate::imgapi::{ConnectOptions, Imgapi, READ_TIMEOUT_ENV};
@@ -169,8 +168,10 @@ fn changed_while_read(path: &Path, expected: &ImageFile) -> Error {
     ))
 }
 
-/// Read `path` through, hashing it: `Ok` only when its size and sha1 are
-/// the manifest's. Gives up (with an error no one reads) once `unwanted()`.
+/// Read `path` through, checking it as a download is checked
+/// ([`FileCheck`], without a Content-MD5): `Ok` only when its size and
+/// sha1 are the manifest's. Gives up (with an error no one reads) once
+/// `unwanted()`.
 fn hash_matches(
     path: &Path,
     expected: &ImageFile,
@@ -179,8 +180,11 @@ fn hash_matches(
 ) -> Result<()> {
     let mut f = std::fs::File::open(path).map_err(|e| read_error(path, e))?;
     let mut buf = vec![0u8; CHUNK];
-    let mut hasher = Sha1::new();
-    let mut total = 0u64;
+    let mut check = FileCheck::new(expected, None);
+    let mismatch = |m| match m {
+        FileMismatch::Sha1 { got, .. } => sha1_mismatch(path, &got, expected),
+        _ => changed_while_read(path, expected),
+    };
     loop {
         if unwanted() {
             return Err(Error::Other("the sha1 check was abandoned".into()));
@@ -189,18 +193,10 @@ fn hash_matches(
         if n == 0 {
             break;
         }
-        hasher.update(&buf[..n]);
-        total += n as u64;
+        check.update(&buf[..n]).map_err(mismatch)?;
         progress.inc(n as u64);
     }
-    if total != expected.size {
-        return Err(changed_while_read(path, expected));
-    }
-    let got = hex::encode(hasher.finalize());
-    if !got.eq_ignore_ascii_case(&expected.sha1) {
-        return Err(sha1_mismatch(path, &got, expected));
-    }
-    Ok(())
+    check.finish().map_err(mismatch)
 }
 
 /// Read `f` in chunks and hand them to `emit` (which says whether to go
@@ -693,6 +689,7 @@ pub async fn import_remote_image(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha1::{Digest as _, Sha1};
 
     fn file_of(len: usize) -> (tempfile::TempDir, PathBuf, Vec<u8>, ImageFile) {
         let dir = tempfile::tempdir().expect("temp dir");
